@@ -1,0 +1,207 @@
+//! Configuration: the TOML file every command reads (`--config FILE`, default
+//! `config/default.toml`, falling back to the copy compiled into the binary).
+//!
+//! Unknown keys are errors, so a typo never silently turns a feature off. Every key is
+//! documented in `config/default.toml`; this module only gives them types and defaults.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The embedded default, compiled in so a fresh checkout runs with no set-up.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../config/default.toml");
+
+/// The path used when no `--config` is given.
+pub const DEFAULT_PATH: &str = "config/default.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid config: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: invalid config: {message}")]
+    Invalid { path: String, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_data_root")]
+    pub data_root: PathBuf,
+    #[serde(default)]
+    pub ledger: LedgerConfig,
+    #[serde(default)]
+    pub blobs: BlobsConfig,
+    /// Where this configuration came from, for error messages.
+    #[serde(skip)]
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    pub origin: String,
+    pub key_name: String,
+    pub checkpoint_interval_s: u64,
+    pub segment_max_bytes: u64,
+    pub entry_max_bytes: usize,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            origin: "leakwatch.example/log".into(),
+            key_name: "leakwatch.example".into(),
+            checkpoint_interval_s: 60,
+            segment_max_bytes: 64 * 1024 * 1024,
+            entry_max_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlobsConfig {
+    pub key_env: String,
+    pub key_file: PathBuf,
+    pub max_bytes: u64,
+}
+
+impl Default for BlobsConfig {
+    fn default() -> Self {
+        BlobsConfig {
+            key_env: "LEAKWATCH_DATA_KEY".into(),
+            key_file: PathBuf::from("keys/data.key"),
+            max_bytes: 50 * 1024 * 1024,
+        }
+    }
+}
+
+fn default_data_root() -> PathBuf {
+    PathBuf::from("evidence")
+}
+
+impl Config {
+    /// Load `path`, or the default location, or the embedded default when neither exists.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                Config::parse(&text, &p.display().to_string())
+            }
+            None => {
+                let p = Path::new(DEFAULT_PATH);
+                if p.exists() {
+                    Config::load(Some(p))
+                } else {
+                    Config::parse(EMBEDDED_DEFAULT, "<embedded default config>")
+                }
+            }
+        }
+    }
+
+    pub fn parse(text: &str, source: &str) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: source.to_string(),
+            // toml's message spans several lines (a caret diagram); keep the first and the
+            // location so the error stays one line.
+            message: one_line(&e.to_string()),
+        })?;
+        config.source = source.to_string();
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: self.source.clone(),
+            message,
+        };
+        if self.ledger.origin.trim().is_empty() || self.ledger.origin.contains('\n') {
+            return Err(invalid("ledger.origin must be one non-empty line".into()));
+        }
+        let name = &self.ledger.key_name;
+        if name.is_empty() || name.contains(char::is_whitespace) || name.contains('+') {
+            return Err(invalid(format!(
+                "ledger.key_name {name:?} must be non-empty, without spaces or '+'"
+            )));
+        }
+        if self.ledger.segment_max_bytes < 4096 {
+            return Err(invalid(
+                "ledger.segment_max_bytes must be at least 4096".into(),
+            ));
+        }
+        if self.ledger.entry_max_bytes < 1024 || self.ledger.entry_max_bytes > 64 * 1024 * 1024 {
+            return Err(invalid(
+                "ledger.entry_max_bytes must be between 1024 and 67108864".into(),
+            ));
+        }
+        if self.ledger.checkpoint_interval_s == 0 {
+            return Err(invalid(
+                "ledger.checkpoint_interval_s must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn ledger_dir(&self) -> PathBuf {
+        self.data_root.join("ledger")
+    }
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.data_root.join("blobs")
+    }
+    pub fn state_dir(&self) -> PathBuf {
+        self.data_root.join("state")
+    }
+    pub fn keys_dir(&self) -> PathBuf {
+        self.data_root.join("keys")
+    }
+    pub fn data_key_file(&self) -> PathBuf {
+        self.data_root.join(&self.blobs.key_file)
+    }
+}
+
+/// Fold a multi-line message into one line.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '|' || c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses() {
+        let c = Config::parse(EMBEDDED_DEFAULT, "embedded").unwrap();
+        assert_eq!(c.data_root, PathBuf::from("evidence"));
+        assert_eq!(c.ledger.checkpoint_interval_s, 60);
+    }
+
+    #[test]
+    fn unknown_key_is_one_line_error_naming_the_file() {
+        let err = Config::parse("data_root = \"x\"\n[ledger]\norigni = \"a\"\n", "my.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("my.toml: invalid config:"), "{err}");
+        assert!(err.contains("origni"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn bad_key_name_rejected() {
+        let err = Config::parse("[ledger]\nkey_name = \"a b\"\n", "c.toml").unwrap_err();
+        assert!(err.to_string().contains("key_name"));
+    }
+}

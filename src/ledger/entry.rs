@@ -1,0 +1,216 @@
+//! The ledger entry format (version 1).
+//!
+//! An entry is one JSON object, stored as the exact bytes that were hashed:
+//!
+//! ```json
+//! {"v":1,"at":"2026-11-28T15:00:00.000000Z","actor":"cli:alice","body":{"kind":"case_opened",...}}
+//! ```
+//!
+//! - `v`: format version; a reader rejects versions it does not know.
+//! - `at`: when leakwatch recorded the entry, UTC, always microsecond precision with `Z`.
+//! - `actor`: who caused it (`system`, `cli:<user>`, `token:<owner>`, `adapter:<name>`).
+//! - `body`: the event, tagged by `kind` (snake case). Kinds are only ever added, never changed.
+//!
+//! Canonical bytes: the writer serialises typed structs (fixed field order, no maps with
+//! unordered keys, no floats), so the same entry always produces the same bytes. Verifiers never
+//! re-serialise: the Merkle leaf is `SHA-256(0x00 ‖ stored bytes)` (RFC 6962 §2.1).
+//! Raw captured bytes never go in an entry: they go to the blob store and the entry names them
+//! by SHA-256 (`BlobRef`). Entries carry no unmasked personal data.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::blobs::BlobId;
+
+pub const ENTRY_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerEntry {
+    pub v: u32,
+    pub at: String,
+    pub actor: String,
+    pub body: EntryBody,
+}
+
+/// A reference from an entry to bytes in the blob store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobRef {
+    pub sha256: BlobId,
+    pub size: u64,
+    /// e.g. `application/json`, `image/jpeg`, `text/csv`.
+    pub media_type: String,
+    /// True when the bytes may hold victims' personal data (samples, files, screenshots).
+    pub pii: bool,
+}
+
+/// The canonical record of one captured message (see the capture issue for how it is filled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureRecord {
+    pub case: String,
+    /// `qq` or `telegram`.
+    pub platform: String,
+    pub group_id: String,
+    pub group_name: Option<String>,
+    pub message_id: String,
+    pub message_seq: Option<i64>,
+    pub sender_id: Option<String>,
+    pub sender_nickname: Option<String>,
+    pub sender_card: Option<String>,
+    /// The platform's own timestamp of the message, RFC 3339.
+    pub posted_at: Option<String>,
+    /// Our UTC clock when the bytes arrived, RFC 3339.
+    pub captured_at: String,
+    /// Which adapter instance received it, e.g. `onebot:qq-1`.
+    pub adapter: String,
+    pub leakwatch_version: String,
+    /// The collecting account (the bot's own id on the platform).
+    pub account: String,
+    /// The raw platform JSON exactly as received.
+    pub raw: BlobRef,
+    /// Images and files fetched with the message.
+    pub media: Vec<BlobRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EntryBody {
+    /// Intake opened a case for a group link.
+    CaseOpened {
+        case: String,
+        platform: String,
+        group_id: String,
+        link: String,
+        note: Option<String>,
+    },
+    /// A message (and its media) was captured.
+    Captured(Box<CaptureRecord>),
+    /// A custody event on a case: who accessed, exported or handed on what.
+    Custody {
+        case: String,
+        action: String,
+        detail: String,
+    },
+    /// Written only by `ledger append-synthetic` and benchmarks, to exercise the log.
+    Synthetic {
+        seq: u64,
+        payload: String,
+        blob: Option<BlobRef>,
+    },
+}
+
+impl EntryBody {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EntryBody::CaseOpened { .. } => "case_opened",
+            EntryBody::Captured(_) => "captured",
+            EntryBody::Custody { .. } => "custody",
+            EntryBody::Synthetic { .. } => "synthetic",
+        }
+    }
+
+    /// Every blob this entry depends on; `ledger verify` checks each one.
+    pub fn blob_refs(&self) -> Vec<&BlobRef> {
+        match self {
+            EntryBody::Captured(c) => std::iter::once(&c.raw).chain(c.media.iter()).collect(),
+            EntryBody::Synthetic { blob: Some(b), .. } => vec![b],
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    #[error("entry is not valid JSON of format v{ENTRY_VERSION}: {0}")]
+    Malformed(String),
+    #[error("entry has format version {0}, this build reads only v{ENTRY_VERSION}")]
+    UnknownVersion(u32),
+}
+
+impl LedgerEntry {
+    pub fn new(actor: &str, body: EntryBody) -> LedgerEntry {
+        LedgerEntry {
+            v: ENTRY_VERSION,
+            at: timestamp(Utc::now()),
+            actor: actor.to_string(),
+            body,
+        }
+    }
+
+    /// The canonical bytes: what is stored and hashed.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising a typed struct without maps cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<LedgerEntry, EntryError> {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            v: u32,
+        }
+        let version: VersionOnly =
+            serde_json::from_slice(bytes).map_err(|e| EntryError::Malformed(e.to_string()))?;
+        if version.v != ENTRY_VERSION {
+            return Err(EntryError::UnknownVersion(version.v));
+        }
+        serde_json::from_slice(bytes).map_err(|e| EntryError::Malformed(e.to_string()))
+    }
+}
+
+/// RFC 3339, UTC, microseconds, `Z`: one fixed shape so timestamps compare as strings.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_round_trip_and_are_stable() {
+        let e = LedgerEntry {
+            v: 1,
+            at: "2026-11-28T15:00:00.000000Z".into(),
+            actor: "cli:alice".into(),
+            body: EntryBody::CaseOpened {
+                case: "C-1".into(),
+                platform: "qq".into(),
+                group_id: "123456".into(),
+                link: "qq:123456".into(),
+                note: None,
+            },
+        };
+        let bytes = e.to_bytes();
+        assert_eq!(
+            String::from_utf8(bytes.clone()).unwrap(),
+            r#"{"v":1,"at":"2026-11-28T15:00:00.000000Z","actor":"cli:alice","body":{"kind":"case_opened","case":"C-1","platform":"qq","group_id":"123456","link":"qq:123456","note":null}}"#
+        );
+        let back = LedgerEntry::from_bytes(&bytes).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(back.to_bytes(), bytes);
+    }
+
+    #[test]
+    fn unknown_version_and_kind_are_refused() {
+        let v2 = br#"{"v":2,"at":"x","actor":"a","body":{"kind":"custody","case":"c","action":"a","detail":"d"}}"#;
+        assert!(matches!(
+            LedgerEntry::from_bytes(v2),
+            Err(EntryError::UnknownVersion(2))
+        ));
+        let odd = br#"{"v":1,"at":"x","actor":"a","body":{"kind":"nope"}}"#;
+        assert!(matches!(
+            LedgerEntry::from_bytes(odd),
+            Err(EntryError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn timestamp_shape_is_fixed() {
+        let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(timestamp(t), "2026-01-02T03:04:05.000000Z");
+    }
+}

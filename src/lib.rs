@@ -1,0 +1,24 @@
+//! leakwatch finds chat groups where stolen food-delivery customer data is sold, preserves what
+//! is offered there as evidence a court can check, and drives the takedown.
+//!
+//! The parts, in the order data flows through them (see ARCHITECTURE.md for the full map):
+//!
+//! - [`config`]: the TOML configuration every command reads.
+//! - [`ledger`]: the append-only evidence log — segment files with group commit, an RFC 6962
+//!   Merkle tree, signed C2SP checkpoints. The source of truth.
+//! - [`blobs`]: content-addressed, encrypted storage for raw captured bytes.
+//! - [`state`]: sled views (cases, groups, captures) rebuilt from the ledger on demand.
+//! - [`evidence`]: opens the three above together from a data root.
+//! - [`bench`]: the measurements behind `leakwatch bench`.
+
+pub mod bench;
+pub mod blobs;
+pub mod config;
+pub mod durable;
+pub mod evidence;
+pub mod ledger;
+pub mod service;
+pub mod state;
+
+/// This build's version, recorded in every capture record.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

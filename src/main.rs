@@ -1,0 +1,443 @@
+//! The `leakwatch` command line. Parsing and printing only: the work is done by the library.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use leakwatch::blobs::BlobId;
+use leakwatch::config::Config;
+use leakwatch::evidence::{self, Evidence};
+use leakwatch::ledger::entry::{BlobRef, EntryBody, LedgerEntry};
+use leakwatch::ledger::{AppendPolicy, Ledger, verify};
+use leakwatch::state::State;
+
+#[derive(Parser)]
+#[command(
+    name = "leakwatch",
+    version,
+    about = "Preserve and act on chat groups selling stolen delivery-platform customer data"
+)]
+struct Cli {
+    /// Configuration file (default: config/default.toml, or the embedded default).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything the config turns on (today: the evidence store and the checkpoint
+    /// schedule) until interrupted.
+    Serve,
+    /// Inspect, prove and check the evidence ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// Administrative tasks.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Benchmarks (figures for the README; they assert nothing).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Re-hash every entry and blob, recompute the root, check every checkpoint. Exit 0 only if all hold.
+    Verify {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a checkpoint over the current ledger and print it (a C2SP signed note).
+    Checkpoint,
+    /// Print the inclusion proof of entry N against the latest checkpoint, as JSON.
+    Proof { index: u64 },
+    /// Print entries, one per line (no decrypted personal data, ever).
+    Dump {
+        /// First entry to print.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// JSON lines: index, leaf hash, kind, time, actor, fields.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Append synthetic entries as fast as possible, printing `ack <index> <leaf hash>` for each
+    /// one once it is durable (crash-safety testing; never on a production ledger).
+    #[command(hide = true)]
+    AppendSynthetic {
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u64,
+        #[arg(long, default_value_t = 8)]
+        threads: usize,
+        /// Store a blob and reference it in every Nth entry (0: never).
+        #[arg(long, default_value_t = 10)]
+        blob_every: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Throw the state store away and rebuild it from the ledger; prints the state digest.
+    RebuildState,
+    /// Print the state digest (after catching up with the ledger), to compare two states.
+    StateDigest,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Durable appends per second (group commit vs one fsync per append) and hashing MB/s.
+    Ingest {
+        /// Entries to append with group commit (a tenth of that with one fsync each).
+        #[arg(long, default_value_t = 20_000)]
+        entries: u64,
+        /// Concurrent appenders.
+        #[arg(long, default_value_t = 16)]
+        threads: usize,
+        /// Scratch directory (default: <data_root>/bench-tmp); removed afterwards.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEAKWATCH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        // One line: what was wrong and where.
+        let text = format!("{e:#}").replace('\n', " ");
+        eprintln!("leakwatch: error: {text}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => serve(&config),
+        Command::Ledger(cmd) => ledger_command(&config, cmd),
+        Command::Admin(cmd) => admin_command(&config, cmd),
+        Command::Bench(cmd) => bench_command(&config, cmd),
+    }
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal and the work is long enough
+/// to show one.
+fn progress_bar(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn with_progress<T>(what: &str, work: impl FnOnce(&dyn Fn(u64, u64)) -> T) -> T {
+    let bar = progress_bar(what);
+    let started = std::time::Instant::now();
+    let tick = |done: u64, total: u64| {
+        // Only show a bar for work that takes more than a second.
+        if started.elapsed().as_secs() >= 1 {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    };
+    let out = work(&tick);
+    bar.finish_and_clear();
+    out
+}
+
+fn serve(config: &Config) -> Result<()> {
+    let ev = with_progress("opening evidence", |p| Evidence::open(config, p))?;
+    tracing::info!(
+        entries = ev.ledger.size(),
+        data_root = %config.data_root.display(),
+        key = %ev.ledger.verifier().to_vkey_string(),
+        "leakwatch serving"
+    );
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(leakwatch::service::run(Arc::new(ev), config.clone()))?;
+    Ok(())
+}
+
+fn ledger_command(config: &Config, cmd: LedgerCommand) -> Result<()> {
+    match cmd {
+        LedgerCommand::Verify { json } => {
+            let ledger = Ledger::open_read_only(config)?;
+            let blobs = evidence::open_blobs(config, false)?;
+            let report = with_progress("verifying", |p| verify::verify(&ledger, &blobs, p))?;
+            if json {
+                let value = serde_json::json!({
+                    "ok": true,
+                    "entries": report.entries,
+                    "root": hex::encode(report.root),
+                    "blobs_checked": report.blobs_checked,
+                    "checkpoints": report.checkpoints,
+                    "torn_tail": report.torn_tail.as_ref().map(|t| serde_json::json!({
+                        "segment": t.segment.display().to_string(),
+                        "offset": t.offset,
+                        "bytes": t.bytes,
+                        "reason": t.reason,
+                    })),
+                });
+                println!("{value}");
+            } else {
+                println!(
+                    "ok: {} entries, {} blobs, {} checkpoints; root {}",
+                    report.entries,
+                    report.blobs_checked,
+                    report.checkpoints,
+                    hex::encode(report.root)
+                );
+                if let Some(t) = &report.torn_tail {
+                    println!(
+                        "note: {} has {} bytes of an interrupted write after entry {} ({}); they are cut on the next writable open",
+                        t.segment.display(),
+                        t.bytes,
+                        t.index.saturating_sub(1),
+                        t.reason
+                    );
+                }
+            }
+            Ok(())
+        }
+        LedgerCommand::Checkpoint => {
+            let ledger = Ledger::open(config, AppendPolicy::default())?;
+            let signed = ledger.sign_checkpoint()?;
+            print!("{}", signed.note);
+            Ok(())
+        }
+        LedgerCommand::Proof { index } => {
+            let ledger = Ledger::open_read_only(config)?;
+            let Some(latest) = ledger.latest_checkpoint()? else {
+                bail!("no checkpoint has been signed yet; run `leakwatch ledger checkpoint`");
+            };
+            let size = latest.checkpoint.size;
+            if index >= size {
+                bail!(
+                    "entry {index} is not covered by the latest checkpoint ({size} entries); run `leakwatch ledger checkpoint`"
+                );
+            }
+            let proof = ledger.inclusion_proof(index, size)?;
+            let leaf = ledger
+                .leaf_hash(index)
+                .with_context(|| format!("entry {index} has no leaf hash"))?;
+            let b64 = base64::engine::general_purpose::STANDARD;
+            let value = serde_json::json!({
+                "index": index,
+                "tree_size": size,
+                "leaf_hash": b64.encode(leaf),
+                "root_hash": b64.encode(latest.checkpoint.root),
+                "proof": proof.iter().map(|h| b64.encode(h)).collect::<Vec<_>>(),
+                "checkpoint": latest.note,
+                "verifier_key": ledger.verifier().to_vkey_string(),
+            });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(())
+        }
+        LedgerCommand::Dump { from, json } => {
+            let ledger = Ledger::open_read_only(config)?;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            for index in from..ledger.size() {
+                let entry = ledger.read_entry(index)?;
+                let line = if json {
+                    let leaf = ledger.leaf_hash(index).map(hex::encode).unwrap_or_default();
+                    let body = serde_json::to_value(&entry.body)?;
+                    serde_json::json!({
+                        "index": index,
+                        "leaf": leaf,
+                        "kind": entry.body.kind(),
+                        "at": entry.at,
+                        "actor": entry.actor,
+                        "fields": body,
+                    })
+                    .to_string()
+                } else {
+                    format!(
+                        "{index}\t{}\t{}\t{}\t{}",
+                        entry.at,
+                        entry.body.kind(),
+                        entry.actor,
+                        summary(&entry.body)
+                    )
+                };
+                if writeln!(out, "{line}").is_err() {
+                    break; // reader went away (e.g. `| head`)
+                }
+            }
+            Ok(())
+        }
+        LedgerCommand::AppendSynthetic {
+            count,
+            threads,
+            blob_every,
+        } => append_synthetic(config, count, threads.max(1), blob_every),
+    }
+}
+
+fn summary(body: &EntryBody) -> String {
+    match body {
+        EntryBody::CaseOpened { case, link, .. } => format!("case={case} link={link}"),
+        EntryBody::Captured(c) => format!(
+            "case={} group={}:{} message={} raw={} media={}",
+            c.case,
+            c.platform,
+            c.group_id,
+            c.message_id,
+            c.raw.sha256,
+            c.media.len()
+        ),
+        EntryBody::Custody {
+            case,
+            action,
+            detail,
+        } => format!("case={case} action={action} {detail}"),
+        EntryBody::Synthetic { seq, blob, .. } => match blob {
+            Some(b) => format!("seq={seq} blob={}", b.sha256),
+            None => format!("seq={seq}"),
+        },
+    }
+}
+
+fn append_synthetic(config: &Config, count: u64, threads: usize, blob_every: u64) -> Result<()> {
+    let ledger = Arc::new(Ledger::open(config, AppendPolicy::default())?);
+    let blobs = Arc::new(evidence::open_blobs(config, true)?);
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (ledger, blobs, next) = (ledger.clone(), blobs.clone(), next.clone());
+            std::thread::spawn(move || -> Result<()> {
+                let stdout = std::io::stdout();
+                loop {
+                    let seq = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if seq >= count {
+                        return Ok(());
+                    }
+                    let blob = if blob_every > 0 && seq % blob_every == 0 {
+                        let bytes = format!("synthetic blob {seq} {}", rand::random::<u64>());
+                        let id: BlobId = blobs.put(bytes.as_bytes())?;
+                        Some(BlobRef {
+                            sha256: id,
+                            size: bytes.len() as u64,
+                            media_type: "text/plain".into(),
+                            pii: false,
+                        })
+                    } else {
+                        None
+                    };
+                    let entry = LedgerEntry::new(
+                        "synthetic",
+                        EntryBody::Synthetic {
+                            seq,
+                            payload: format!("synthetic entry {seq}"),
+                            blob,
+                        },
+                    );
+                    let index = ledger.append(&entry)?;
+                    let leaf = leakwatch::ledger::merkle::leaf_hash(&entry.to_bytes());
+                    let mut out = stdout.lock();
+                    writeln!(out, "ack {index} {}", hex::encode(leaf))?;
+                    out.flush()?;
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join()
+            .map_err(|_| anyhow::anyhow!("appender thread panicked"))??;
+    }
+    Ok(())
+}
+
+fn admin_command(config: &Config, cmd: AdminCommand) -> Result<()> {
+    match cmd {
+        AdminCommand::RebuildState => {
+            let ledger = Ledger::open(config, AppendPolicy::default())?;
+            let state = with_progress("rebuilding state", |p| {
+                State::rebuild(&config.state_dir(), &ledger, p)
+            })?;
+            println!(
+                "state rebuilt from {} entries; digest {}",
+                state.applied()?,
+                state.digest()?
+            );
+            Ok(())
+        }
+        AdminCommand::StateDigest => {
+            let ev = with_progress("opening", |p| Evidence::open(config, p))?;
+            if let Some(reason) = &ev.rebuilt {
+                eprintln!("leakwatch: state was rebuilt: {reason}");
+            }
+            println!(
+                "{} entries; digest {}",
+                ev.state.applied()?,
+                ev.state.digest()?
+            );
+            Ok(())
+        }
+    }
+}
+
+fn bench_command(config: &Config, cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Ingest {
+            entries,
+            threads,
+            dir,
+        } => {
+            let dir = dir.unwrap_or_else(|| config.data_root.join("bench-tmp"));
+            let figures = leakwatch::bench::ingest(&dir, entries, threads.max(1))?;
+            let _ = std::fs::remove_dir(&dir);
+            print_ingest(&figures, &dir);
+            Ok(())
+        }
+    }
+}
+
+fn print_ingest(f: &leakwatch::bench::IngestFigures, dir: &Path) {
+    println!(
+        "ledger ingest ({} appender threads, {}-byte entries, in {})",
+        f.threads,
+        f.entry_bytes,
+        dir.display()
+    );
+    println!(
+        "  group commit        : {:>10.0} durable appends/s ({} in {:.2?})",
+        f.group_commit.per_second(),
+        f.group_commit.entries,
+        f.group_commit.elapsed
+    );
+    println!(
+        "  one fsync per append: {:>10.0} durable appends/s ({} in {:.2?})",
+        f.fsync_each.per_second(),
+        f.fsync_each.entries,
+        f.fsync_each.elapsed
+    );
+    println!(
+        "  speed-up            : {:>10.1}x",
+        f.group_commit.per_second() / f.fsync_each.per_second().max(1e-9)
+    );
+    println!(
+        "  leaf hashing        : {:>10.0} MB/s (entry-sized inputs)",
+        f.hash_entry_mb_s
+    );
+    println!(
+        "  SHA-256 bulk        : {:>10.0} MB/s (1 MiB inputs)",
+        f.hash_bulk_mb_s
+    );
+}

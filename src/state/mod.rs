@@ -1,0 +1,412 @@
+//! State: the queryable views later stages need (cases, groups, captures by group), kept in
+//! sled trees.
+//!
+//! Invariant: state is a *view* of the ledger. It is changed only by [`State::apply`] of a
+//! ledger entry, it records how many entries it has applied and the Merkle root at that size,
+//! and it can always be thrown away and rebuilt. On open it is rebuilt automatically when it is
+//! missing, cannot be opened, is ahead of the ledger, or was built from a different ledger; when
+//! it is merely behind it catches up. Applying an entry twice leaves the same state (no
+//! counters are stored, only keys), so a crash between an apply and the `applied` mark is
+//! harmless.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ledger::entry::{EntryBody, LedgerEntry};
+use crate::ledger::{Ledger, LedgerError};
+
+const META_APPLIED: &[u8] = b"applied";
+const META_ROOT: &[u8] = b"root";
+const TREES: [&str; 5] = ["meta", "cases", "groups", "captures", "case_entries"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{path}: state store: {message}")]
+    Store { path: String, message: String },
+    #[error("{0}")]
+    Ledger(#[from] LedgerError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A case as intake opened it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaseView {
+    pub case: String,
+    pub platform: String,
+    pub group_id: String,
+    pub link: String,
+    pub note: Option<String>,
+    pub opened_at: String,
+    pub opened_by: String,
+    /// Ledger index of the `case_opened` entry.
+    pub opened_entry: u64,
+}
+
+/// Why the state was rebuilt on open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RebuildReason {
+    Missing,
+    Unreadable(String),
+    Ahead { applied: u64, ledger: u64 },
+    Diverged { applied: u64 },
+    Requested,
+}
+
+impl std::fmt::Display for RebuildReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RebuildReason::Missing => write!(f, "state store was missing"),
+            RebuildReason::Unreadable(why) => write!(f, "state store could not be opened ({why})"),
+            RebuildReason::Ahead { applied, ledger } => write!(
+                f,
+                "state store had applied {applied} entries but the ledger has {ledger}"
+            ),
+            RebuildReason::Diverged { applied } => write!(
+                f,
+                "state store was built from a different ledger (root at {applied} entries differs)"
+            ),
+            RebuildReason::Requested => write!(f, "rebuild requested"),
+        }
+    }
+}
+
+pub struct State {
+    db: sled::Db,
+    dir: PathBuf,
+    meta: sled::Tree,
+    cases: sled::Tree,
+    groups: sled::Tree,
+    captures: sled::Tree,
+    case_entries: sled::Tree,
+}
+
+fn store_err(dir: &Path) -> impl Fn(sled::Error) -> StateError + '_ {
+    move |e| StateError::Store {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Key of a group in the `groups` and `captures` trees.
+pub fn group_key(platform: &str, group_id: &str) -> String {
+    format!("{platform}:{group_id}")
+}
+
+impl State {
+    /// Open the state in `dir`, rebuilding or catching up from `ledger` as needed.
+    pub fn open(
+        dir: &Path,
+        ledger: &Ledger,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<(State, Option<RebuildReason>), StateError> {
+        let existed = dir.join("conf").exists() || dir.join("db").exists();
+        let opened = if existed {
+            Self::open_raw(dir)
+        } else {
+            Err(StateError::Store {
+                path: dir.display().to_string(),
+                message: "missing".into(),
+            })
+        };
+        let reason = match opened {
+            Err(_) if !existed => RebuildReason::Missing,
+            Err(e) => RebuildReason::Unreadable(e.to_string()),
+            Ok(state) => {
+                let applied = state.applied()?;
+                let size = ledger.size();
+                let reason = if applied > size {
+                    Some(RebuildReason::Ahead {
+                        applied,
+                        ledger: size,
+                    })
+                } else if state.stored_root()? != Some(ledger.root_at(applied)?) && applied > 0 {
+                    Some(RebuildReason::Diverged { applied })
+                } else {
+                    None
+                };
+                match reason {
+                    None => {
+                        state.catch_up(ledger, progress)?;
+                        return Ok((state, None));
+                    }
+                    Some(r) => {
+                        drop(state);
+                        r
+                    }
+                }
+            }
+        };
+        if reason == RebuildReason::Missing && ledger.size() == 0 {
+            tracing::debug!("state: created a new, empty state store");
+        } else {
+            tracing::warn!("state: rebuilding from the ledger: {reason}");
+        }
+        let state = Self::rebuild(dir, ledger, progress)?;
+        Ok((state, Some(reason)))
+    }
+
+    /// Build a fresh state beside `dir` from the whole ledger, then swap it in.
+    pub fn rebuild(
+        dir: &Path,
+        ledger: &Ledger,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<State, StateError> {
+        let fresh = dir.with_extension("rebuilding");
+        let io = |p: &Path, source| StateError::Io {
+            path: p.display().to_string(),
+            source,
+        };
+        if fresh.exists() {
+            std::fs::remove_dir_all(&fresh).map_err(|e| io(&fresh, e))?;
+        }
+        {
+            let state = Self::open_raw(&fresh)?;
+            state.catch_up(ledger, progress)?;
+            state.db.flush().map_err(store_err(&fresh))?;
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| io(dir, e))?;
+        }
+        std::fs::rename(&fresh, dir).map_err(|e| io(dir, e))?;
+        Self::open_raw(dir)
+    }
+
+    fn open_raw(dir: &Path) -> Result<State, StateError> {
+        // sled can panic on some kinds of on-disk damage instead of returning an error; a
+        // damaged view must lead to a rebuild, never to a crash.
+        let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).open());
+        let db = match opened {
+            Ok(r) => r.map_err(store_err(dir))?,
+            Err(_) => {
+                return Err(StateError::Store {
+                    path: dir.display().to_string(),
+                    message: "store panicked while opening (damaged files)".into(),
+                });
+            }
+        };
+        let tree = |name: &str| db.open_tree(name).map_err(store_err(dir));
+        Ok(State {
+            meta: tree("meta")?,
+            cases: tree("cases")?,
+            groups: tree("groups")?,
+            captures: tree("captures")?,
+            case_entries: tree("case_entries")?,
+            dir: dir.to_path_buf(),
+            db,
+        })
+    }
+
+    /// Number of ledger entries applied.
+    pub fn applied(&self) -> Result<u64, StateError> {
+        let v = self.meta.get(META_APPLIED).map_err(store_err(&self.dir))?;
+        Ok(v.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0))
+    }
+
+    fn stored_root(&self) -> Result<Option<[u8; 32]>, StateError> {
+        let v = self.meta.get(META_ROOT).map_err(store_err(&self.dir))?;
+        Ok(v.and_then(|b| <[u8; 32]>::try_from(b.as_ref()).ok()))
+    }
+
+    /// Apply every ledger entry this state has not seen yet.
+    pub fn catch_up(
+        &self,
+        ledger: &Ledger,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<u64, StateError> {
+        let size = ledger.size();
+        let start = self.applied()?;
+        for index in start..size {
+            let entry = ledger.read_entry(index)?;
+            self.apply(index, &entry)?;
+            if index % 1024 == 0 {
+                progress(index, size);
+            }
+        }
+        if size > start {
+            self.mark_applied(size, &ledger.root_at(size)?)?;
+        }
+        progress(size, size);
+        Ok(size - start)
+    }
+
+    /// Apply entry `index`. Idempotent.
+    pub fn apply(&self, index: u64, entry: &LedgerEntry) -> Result<(), StateError> {
+        let err = store_err(&self.dir);
+        let idx = index.to_be_bytes();
+        match &entry.body {
+            EntryBody::CaseOpened {
+                case,
+                platform,
+                group_id,
+                link,
+                note,
+            } => {
+                let view = CaseView {
+                    case: case.clone(),
+                    platform: platform.clone(),
+                    group_id: group_id.clone(),
+                    link: link.clone(),
+                    note: note.clone(),
+                    opened_at: entry.at.clone(),
+                    opened_by: entry.actor.clone(),
+                    opened_entry: index,
+                };
+                let bytes = serde_json::to_vec(&view).unwrap_or_default();
+                self.cases.insert(case.as_bytes(), bytes).map_err(&err)?;
+                self.groups
+                    .insert(group_key(platform, group_id).as_bytes(), case.as_bytes())
+                    .map_err(&err)?;
+                self.link_to_case(case, index)?;
+            }
+            EntryBody::Captured(c) => {
+                let mut key = group_key(&c.platform, &c.group_id).into_bytes();
+                key.push(0);
+                key.extend_from_slice(c.message_id.as_bytes());
+                // First capture of a message wins; a re-delivery does not move it.
+                self.captures
+                    .compare_and_swap(key, None as Option<&[u8]>, Some(&idx[..]))
+                    .map_err(&err)?
+                    .ok();
+                self.link_to_case(&c.case, index)?;
+            }
+            EntryBody::Custody { case, .. } => self.link_to_case(case, index)?,
+            EntryBody::Synthetic { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn link_to_case(&self, case: &str, index: u64) -> Result<(), StateError> {
+        let mut key = case.as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(&index.to_be_bytes());
+        self.case_entries
+            .insert(key, &[][..])
+            .map_err(store_err(&self.dir))?;
+        Ok(())
+    }
+
+    fn mark_applied(&self, size: u64, root: &[u8; 32]) -> Result<(), StateError> {
+        let err = store_err(&self.dir);
+        self.meta.insert(META_ROOT, &root[..]).map_err(&err)?;
+        self.meta
+            .insert(META_APPLIED, &size.to_be_bytes()[..])
+            .map_err(&err)?;
+        Ok(())
+    }
+
+    /// Record that entries up to `size` were applied one by one by a live writer.
+    pub fn advance(&self, size: u64, root: &[u8; 32]) -> Result<(), StateError> {
+        self.mark_applied(size, root)
+    }
+
+    pub fn flush(&self) -> Result<(), StateError> {
+        self.db.flush().map_err(store_err(&self.dir))?;
+        Ok(())
+    }
+
+    pub fn case(&self, case: &str) -> Result<Option<CaseView>, StateError> {
+        let v = self
+            .cases
+            .get(case.as_bytes())
+            .map_err(store_err(&self.dir))?;
+        Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    pub fn cases(&self) -> Result<Vec<CaseView>, StateError> {
+        let mut out = Vec::new();
+        for kv in self.cases.iter() {
+            let (_, v) = kv.map_err(store_err(&self.dir))?;
+            if let Ok(c) = serde_json::from_slice(&v) {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The case that watches a group, if any (intake dedupes on this).
+    pub fn case_for_group(
+        &self,
+        platform: &str,
+        group_id: &str,
+    ) -> Result<Option<String>, StateError> {
+        let v = self
+            .groups
+            .get(group_key(platform, group_id).as_bytes())
+            .map_err(store_err(&self.dir))?;
+        Ok(v.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// Ledger index of the capture of a message, if it was captured (capture dedupes on this).
+    pub fn capture_of(
+        &self,
+        platform: &str,
+        group_id: &str,
+        message_id: &str,
+    ) -> Result<Option<u64>, StateError> {
+        let mut key = group_key(platform, group_id).into_bytes();
+        key.push(0);
+        key.extend_from_slice(message_id.as_bytes());
+        let v = self.captures.get(key).map_err(store_err(&self.dir))?;
+        Ok(v.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// Ledger indexes of the captures of a group, in message-id order.
+    pub fn captures_of_group(
+        &self,
+        platform: &str,
+        group_id: &str,
+    ) -> Result<Vec<u64>, StateError> {
+        let mut prefix = group_key(platform, group_id).into_bytes();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for kv in self.captures.scan_prefix(prefix) {
+            let (_, v) = kv.map_err(store_err(&self.dir))?;
+            if let Ok(b) = <[u8; 8]>::try_from(v.as_ref()) {
+                out.push(u64::from_be_bytes(b));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ledger indexes of every entry about a case, in ledger order.
+    pub fn entries_of_case(&self, case: &str) -> Result<Vec<u64>, StateError> {
+        let mut prefix = case.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for kv in self.case_entries.scan_prefix(&prefix) {
+            let (k, _) = kv.map_err(store_err(&self.dir))?;
+            if let Ok(b) = <[u8; 8]>::try_from(&k[prefix.len()..]) {
+                out.push(u64::from_be_bytes(b));
+            }
+        }
+        Ok(out)
+    }
+
+    /// SHA-256 over every tree's keys and values in order: two states with the same digest hold
+    /// the same views. `admin rebuild-state` prints it so a rebuild can be compared.
+    pub fn digest(&self) -> Result<String, StateError> {
+        let mut h = Sha256::new();
+        for name in TREES {
+            let tree = self.db.open_tree(name).map_err(store_err(&self.dir))?;
+            h.update((name.len() as u64).to_be_bytes());
+            h.update(name.as_bytes());
+            for kv in tree.iter() {
+                let (k, v) = kv.map_err(store_err(&self.dir))?;
+                h.update((k.len() as u64).to_be_bytes());
+                h.update(&k);
+                h.update((v.len() as u64).to_be_bytes());
+                h.update(&v);
+            }
+        }
+        Ok(hex::encode(h.finalize()))
+    }
+}
