@@ -36,6 +36,8 @@ pub struct Config {
     pub ledger: LedgerConfig,
     #[serde(default)]
     pub blobs: BlobsConfig,
+    #[serde(default)]
+    pub adapters: AdaptersConfig,
     /// Where this configuration came from, for error messages.
     #[serde(skip)]
     pub source: String,
@@ -79,6 +81,83 @@ impl Default for BlobsConfig {
             max_bytes: 50 * 1024 * 1024,
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdaptersConfig {
+    pub onebot: Vec<OneBotConfig>,
+}
+
+/// How leakwatch reaches a OneBot v11 implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OneBotMode {
+    /// leakwatch connects to the implementation's WebSocket: `url` (universal), or `api_url`
+    /// plus `event_url` (split).
+    ForwardWs,
+    /// The implementation connects to leakwatch's WebSocket server on `listen`.
+    ReverseWs,
+    /// Actions over the HTTP API at `url`; events through the reverse WebSocket on `listen`.
+    Http,
+}
+
+/// Which `get_group_msg_history` the implementation speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryDialect {
+    /// NapCat / LLOneBot: `message_seq` + `count`.
+    Napcat,
+    /// Lagrange.OneBot: `message_id` + `count`.
+    Lagrange,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OneBotConfig {
+    pub name: String,
+    pub mode: OneBotMode,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub api_url: Option<String>,
+    #[serde(default)]
+    pub event_url: Option<String>,
+    #[serde(default)]
+    pub listen: Option<String>,
+    #[serde(default)]
+    pub access_token: Option<String>,
+    #[serde(default = "default_dialect")]
+    pub history: HistoryDialect,
+    #[serde(default = "default_page")]
+    pub history_page: u32,
+    #[serde(default = "default_action_timeout")]
+    pub action_timeout_ms: u64,
+    #[serde(default = "default_reconnect_max")]
+    pub reconnect_max_ms: u64,
+    #[serde(default = "default_media_max")]
+    pub media_max_bytes: u64,
+    /// Fetch media from loopback / private / link-local addresses. Off except for a local
+    /// implementation such as the built-in simulator: a URL in a chat message must never make
+    /// leakwatch reach into its own network.
+    #[serde(default)]
+    pub allow_private_media: bool,
+}
+
+fn default_dialect() -> HistoryDialect {
+    HistoryDialect::Napcat
+}
+fn default_page() -> u32 {
+    50
+}
+fn default_action_timeout() -> u64 {
+    10_000
+}
+fn default_reconnect_max() -> u64 {
+    30_000
+}
+fn default_media_max() -> u64 {
+    20 * 1024 * 1024
 }
 
 fn default_data_root() -> PathBuf {

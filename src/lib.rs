@@ -11,6 +11,7 @@
 //! - [`evidence`]: opens the three above together from a data root.
 //! - [`bench`]: the measurements behind `leakwatch bench`.
 
+pub mod adapters;
 pub mod bench;
 pub mod blobs;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod durable;
 pub mod evidence;
 pub mod ledger;
 pub mod service;
+pub mod simulator;
 pub mod state;
 
 /// This build's version, recorded in every capture record.

@@ -35,6 +35,30 @@ enum Command {
     /// Run everything the config turns on (today: the evidence store and the checkpoint
     /// schedule) until interrupted.
     Serve,
+    /// Run the OneBot v11 marketplace simulator (for tests, training and the demo).
+    Simulate {
+        /// Address to listen on (forward WebSocket, HTTP API, media, control API).
+        #[arg(long, default_value = "127.0.0.1:3001")]
+        listen: String,
+        /// Access token clients must present (`Authorization: Bearer`).
+        #[arg(long)]
+        token: Option<String>,
+        /// Scenario file (default: the built-in `config/scenarios/default.toml`).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Also dial this reverse WebSocket (universal role), as NapCat does in reverse mode.
+        #[arg(long)]
+        reverse: Option<String>,
+        /// Dial this reverse WebSocket for events only (to pair with the HTTP API).
+        #[arg(long)]
+        reverse_event: Option<String>,
+        /// Write the scenario's synthetic platform orders as a records CSV, then start.
+        #[arg(long)]
+        export_records: Option<PathBuf>,
+        /// Do not post on a timer; post only through the control API.
+        #[arg(long)]
+        no_autopost: bool,
+    },
     /// Inspect, prove and check the evidence ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
@@ -127,6 +151,39 @@ fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => serve(&config),
+        Command::Simulate {
+            listen,
+            token,
+            scenario,
+            reverse,
+            reverse_event,
+            export_records,
+            no_autopost,
+        } => {
+            let scenario = leakwatch::simulator::scenario::Scenario::load(scenario.as_deref())?;
+            let opts = leakwatch::simulator::SimOptions {
+                token,
+                reverse_url: reverse,
+                reverse_event_url: reverse_event,
+                autopost: !no_autopost,
+            };
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(async move {
+                let sim = leakwatch::simulator::Simulator::start(&listen, scenario, opts).await?;
+                if let Some(path) = export_records {
+                    let mut file = std::fs::File::create(&path)
+                        .with_context(|| format!("{}: cannot create", path.display()))?;
+                    sim.write_orders_csv(&mut file)
+                        .with_context(|| format!("{}: cannot write", path.display()))?;
+                }
+                tracing::info!(addr = %sim.addr, "simulator listening (OneBot v11: ws://{0}/, http://{0}/<action>)", sim.addr);
+                tokio::select! {
+                    _ = sim.wait() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                anyhow::Ok(())
+            })
+        }
         Command::Ledger(cmd) => ledger_command(&config, cmd),
         Command::Admin(cmd) => admin_command(&config, cmd),
         Command::Bench(cmd) => bench_command(&config, cmd),
