@@ -133,3 +133,206 @@ pub fn ingest(dir: &Path, entries: u64, threads: usize) -> Result<IngestFigures,
         hash_bulk_mb_s: hash_rate(1 << 20, 512 << 20),
     })
 }
+
+/// OneBot event parsing: events per second for segment arrays and for CQ-code strings.
+#[derive(Debug, Clone)]
+pub struct ParseFigures {
+    pub events: u64,
+    pub array_per_s: f64,
+    pub cq_string_per_s: f64,
+}
+
+pub fn parse_events(events: u64) -> ParseFigures {
+    use crate::adapters::onebot::event::{Parsed, parse_frame};
+    let text = "美团外卖数据 0.1元/条 日更3000+ 当天 深圳本地单 微信:wm_data_888";
+    let array = serde_json::json!({
+        "post_type": "message", "message_type": "group", "group_id": 800000001, "message_id": 12345,
+        "message_seq": 77, "user_id": 2100000001, "time": 1_764_000_000,
+        "sender": {"user_id": 2100000001, "nickname": "数据老王", "card": "出外卖单"},
+        "message": [{"type": "text", "data": {"text": text}}, {"type": "image", "data": {"file": "a.png", "url": "http://example.invalid/a.png"}}],
+    })
+    .to_string()
+    .into_bytes();
+    let mut cq = serde_json::from_slice::<serde_json::Value>(&array).unwrap_or_default();
+    cq["message"] = serde_json::json!(format!(
+        "{text}[CQ:image,file=a.png,url=http://example.invalid/a.png]"
+    ));
+    let cq = cq.to_string().into_bytes();
+    let rate = |frame: &[u8]| {
+        let start = Instant::now();
+        let mut ok = 0u64;
+        for _ in 0..events {
+            if matches!(parse_frame(frame), Parsed::GroupMessage(_)) {
+                ok += 1;
+            }
+        }
+        std::hint::black_box(ok);
+        events as f64 / start.elapsed().as_secs_f64().max(1e-9)
+    };
+    ParseFigures {
+        events,
+        array_per_s: rate(&array),
+        cq_string_per_s: rate(&cq),
+    }
+}
+
+/// Extraction throughput: sample rows per second from text and from an xlsx file.
+#[derive(Debug, Clone)]
+pub struct ExtractFigures {
+    pub text_rows_per_s: f64,
+    pub xlsx_rows_per_s: f64,
+    pub rows: usize,
+}
+
+pub fn extraction(rows: usize) -> ExtractFigures {
+    let scenario = match crate::simulator::scenario::Scenario::load(None) {
+        Ok(s) => s,
+        Err(_) => {
+            return ExtractFigures {
+                text_rows_per_s: 0.0,
+                xlsx_rows_per_s: 0.0,
+                rows: 0,
+            };
+        }
+    };
+    let generator = crate::simulator::scenario::Generator::new(&scenario);
+    let orders: Vec<_> = generator.orders.iter().cycle().take(rows).collect();
+    let text: String = orders
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {} {} {}\n",
+                o.customer_name,
+                o.customer_phone,
+                o.address,
+                &o.created_at[5..16]
+            )
+        })
+        .collect();
+    let start = Instant::now();
+    let found = crate::extract::extract_text(&text).rows.len();
+    let text_rate = found as f64 / start.elapsed().as_secs_f64().max(1e-9);
+    let mut csv = String::from("姓名,电话,地址,下单时间\n");
+    for o in &orders {
+        csv.push_str(&format!(
+            "{},{},{},{}\n",
+            o.customer_name,
+            o.customer_phone,
+            o.address,
+            &o.created_at[..16]
+        ));
+    }
+    let xlsx = crate::simulator::scenario::xlsx_from_csv(&csv);
+    let start = Instant::now();
+    let found_x = crate::extract::extract_file("bench.xlsx", &xlsx).rows.len();
+    let xlsx_rate = found_x as f64 / start.elapsed().as_secs_f64().max(1e-9);
+    ExtractFigures {
+        text_rows_per_s: text_rate,
+        xlsx_rows_per_s: xlsx_rate,
+        rows: found.min(found_x),
+    }
+}
+
+/// End to end: simulator → OneBot adapter (forward WebSocket, loopback) → capture → durable
+/// ledger entry, under a burst.
+#[derive(Debug, Clone)]
+pub struct CaptureFigures {
+    pub messages: usize,
+    pub per_s: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+pub async fn capture(dir: &Path, messages: u64) -> Result<CaptureFigures, String> {
+    use crate::adapters::onebot::OneBotAdapter;
+    use crate::adapters::{ChatAdapter, SubmittedGroups};
+    use crate::simulator::{SimOptions, Simulator};
+    let _ = std::fs::remove_dir_all(dir);
+    let mut config = bench_config(dir).map_err(|e| e.to_string())?;
+    let scenario_text = crate::simulator::scenario::DEFAULT_SCENARIO
+        .replace("auto_invite = true", "auto_invite = false");
+    let scenario = crate::simulator::scenario::Scenario::parse(&scenario_text, "bench")
+        .map_err(|e| e.to_string())?;
+    let sim = Simulator::start(
+        "127.0.0.1:0",
+        scenario,
+        SimOptions {
+            token: Some("bench".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let ob_text = format!(
+        "[[adapters.onebot]]\nname = \"bench\"\nmode = \"forward-ws\"\nurl = \"ws://{}/\"\naccess_token = \"bench\"\n",
+        sim.addr
+    );
+    config.adapters = Config::parse(&ob_text, "bench")
+        .map_err(|e| e.to_string())?
+        .adapters;
+    let ev =
+        Arc::new(crate::evidence::Evidence::open(&config, &|_, _| {}).map_err(|e| e.to_string())?);
+    let sub =
+        crate::intake::submit(&ev, "qq:800000002", None, "bench").map_err(|e| e.to_string())?;
+    let submitted = Arc::new(SubmittedGroups::default());
+    let adapter = OneBotAdapter::start(config.adapters.onebot[0].clone(), submitted)
+        .await
+        .map_err(|e| e.to_string())?;
+    let adapter: Arc<dyn ChatAdapter> = Arc::new(adapter);
+    let svc = crate::capture::CaptureService::new(ev.clone(), vec![adapter], Default::default());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    svc.set_observer(tx);
+    let _tasks = svc.start().map_err(|e| e.to_string())?;
+    if let Ok(Some(case)) = ev.state.case(&sub.case) {
+        svc.watch(case);
+    }
+    // Let the join settle, then burst.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    client
+        .post(format!(
+            "http://{}/_sim/burst/800000002?count={messages}&per_s=5000&access_token=bench",
+            sim.addr
+        ))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut done = std::collections::HashMap::new();
+    while (done.len() as u64) < messages {
+        match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+            Ok(Some((_, id, at))) => {
+                done.insert(id, at);
+            }
+            _ => break,
+        }
+    }
+    let elapsed = start.elapsed();
+    let mut latencies: Vec<Duration> = sim
+        .truth()
+        .into_iter()
+        .filter_map(|m| {
+            done.get(&m.message_id)
+                .map(|at| at.saturating_duration_since(m.posted))
+        })
+        .collect();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    let figures = CaptureFigures {
+        messages: done.len(),
+        per_s: done.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        p50: pct(0.50),
+        p99: pct(0.99),
+    };
+    drop(svc);
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(figures)
+}

@@ -38,6 +38,14 @@ pub struct Config {
     pub blobs: BlobsConfig,
     #[serde(default)]
     pub adapters: AdaptersConfig,
+    #[serde(default)]
+    pub capture: CaptureConfig,
+    #[serde(default)]
+    pub timestamp: TimestampConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub simulator: SimulatorConfig,
     /// Where this configuration came from, for error messages.
     #[serde(skip)]
     pub source: String,
@@ -79,6 +87,90 @@ impl Default for BlobsConfig {
             key_env: "LEAKWATCH_DATA_KEY".into(),
             key_file: PathBuf::from("keys/data.key"),
             max_bytes: 50 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// Re-snapshot group info and members this often (recorded only when they changed).
+    pub snapshot_interval_s: u64,
+    /// While waiting for an invitation, ask the adapter again this often.
+    pub join_retry_s: u64,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            snapshot_interval_s: 600,
+            join_retry_s: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimestampConfig {
+    /// RFC 3161 time-stamp authorities; every signed checkpoint is sent to each.
+    pub tsa: Vec<TsaConfig>,
+    pub timeout_s: u64,
+    /// A failed TSA is tried again after this long.
+    pub retry_s: u64,
+}
+
+impl Default for TimestampConfig {
+    fn default() -> Self {
+        TimestampConfig {
+            tsa: Vec::new(),
+            timeout_s: 20,
+            retry_s: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TsaConfig {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Where `serve` listens for the HTTP API (loopback unless a reverse proxy fronts it).
+    pub listen: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: "127.0.0.1:8077".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorConfig {
+    /// Run the built-in marketplace simulator inside `serve` (the demo set-up).
+    pub enabled: bool,
+    pub listen: String,
+    pub token: Option<String>,
+    /// Scenario file; the built-in default when unset or missing.
+    pub scenario: Option<PathBuf>,
+    /// Submit the scenario's groups at start, as intake staff would (demo only).
+    pub submit_groups: bool,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig {
+            enabled: false,
+            listen: "127.0.0.1:3001".into(),
+            token: None,
+            scenario: None,
+            submit_groups: false,
         }
     }
 }

@@ -12,15 +12,20 @@
 //! - [`bench`]: the measurements behind `leakwatch bench`.
 
 pub mod adapters;
+pub mod api;
 pub mod bench;
 pub mod blobs;
+pub mod capture;
 pub mod config;
 pub mod durable;
 pub mod evidence;
+pub mod extract;
+pub mod intake;
 pub mod ledger;
 pub mod service;
 pub mod simulator;
 pub mod state;
+pub mod timestamp;
 
 /// This build's version, recorded in every capture record.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

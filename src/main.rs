@@ -35,6 +35,16 @@ enum Command {
     /// Run everything the config turns on (today: the evidence store and the checkpoint
     /// schedule) until interrupted.
     Serve,
+    /// The whole flow against the built-in simulator (its groups are submitted for you), until
+    /// interrupted; prints what has been captured as it goes.
+    Demo,
+    /// Submit a group link (QQ group number, QQ invite link, t.me link) for capture.
+    Submit {
+        link: String,
+        /// Why this group was submitted (kept with the case).
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// Run the OneBot v11 marketplace simulator (for tests, training and the demo).
     Simulate {
         /// Address to listen on (forward WebSocket, HTTP API, media, control API).
@@ -115,6 +125,24 @@ enum AdminCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// OneBot event parsing (events/s, arrays and CQ strings) and simulator → durable ledger
+    /// entry capture under a burst (messages/s, latency p50/p99).
+    Capture {
+        /// Events to parse.
+        #[arg(long, default_value_t = 200_000)]
+        events: u64,
+        /// Messages the simulator bursts.
+        #[arg(long, default_value_t = 2_000)]
+        messages: u64,
+        /// Scratch directory (default: <data_root>/bench-tmp); removed afterwards.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Extraction throughput: sample rows/s from text and from an xlsx file.
+    Extract {
+        #[arg(long, default_value_t = 20_000)]
+        rows: usize,
+    },
     /// Durable appends per second (group commit vs one fsync per append) and hashing MB/s.
     Ingest {
         /// Entries to append with group commit (a tenth of that with one fsync each).
@@ -151,6 +179,13 @@ fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Serve => serve(&config),
+        Command::Demo => {
+            let mut config = config;
+            config.simulator.enabled = true;
+            config.simulator.submit_groups = true;
+            serve(&config)
+        }
+        Command::Submit { link, note } => submit(&config, &link, note.as_deref()),
         Command::Simulate {
             listen,
             token,
@@ -229,6 +264,68 @@ fn serve(config: &Config) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(leakwatch::service::run(Arc::new(ev), config.clone()))?;
     Ok(())
+}
+
+fn submit(config: &Config, link: &str, note: Option<&str>) -> Result<()> {
+    // Check the link before touching anything.
+    leakwatch::intake::normalise_link(link)?;
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    match Evidence::open(config, &|_, _| {}) {
+        Ok(ev) => {
+            let sub = leakwatch::intake::submit(&ev, link, note, &format!("cli:{user}"))?;
+            print_submission(&sub.case, sub.new_case, &sub.group.to_string());
+            if sub.new_case {
+                println!("capture starts when `leakwatch serve` runs");
+            }
+            Ok(())
+        }
+        Err(leakwatch::evidence::EvidenceError::Ledger(
+            leakwatch::ledger::LedgerError::Locked { .. },
+        )) => {
+            // A server holds the ledger: hand the submission to it.
+            let token = leakwatch::api::operator_token(config, false)?
+                .context("a leakwatch server is running but its operator token is missing")?;
+            let url = format!("http://{}/api/v1/cases", config.api.listen);
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let (status, body): (u16, serde_json::Value) = runtime
+                .block_on(async {
+                    let resp = reqwest::Client::builder()
+                        .no_proxy()
+                        .build()?
+                        .post(&url)
+                        .bearer_auth(token)
+                        .json(&serde_json::json!({"link": link, "note": note}))
+                        .send()
+                        .await?;
+                    let status = resp.status().as_u16();
+                    anyhow::Ok((status, resp.json().await?))
+                })
+                .with_context(|| {
+                    format!("{url}: the running server did not take the submission")
+                })?;
+            if status >= 400 {
+                bail!(
+                    "{url}: {}",
+                    body["error"].as_str().unwrap_or("submission refused")
+                );
+            }
+            print_submission(
+                body["case"].as_str().unwrap_or("?"),
+                body["new_case"].as_bool().unwrap_or(false),
+                body["group"].as_str().unwrap_or("?"),
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn print_submission(case: &str, new_case: bool, group: &str) {
+    if new_case {
+        println!("case {case} opened for {group}");
+    } else {
+        println!("{group} is already case {case}; this submission was added to it");
+    }
 }
 
 fn ledger_command(config: &Config, cmd: LedgerCommand) -> Result<()> {
@@ -364,6 +461,62 @@ fn summary(body: &EntryBody) -> String {
             action,
             detail,
         } => format!("case={case} action={action} {detail}"),
+        EntryBody::JoinStatus {
+            case,
+            status,
+            group_id,
+            ..
+        } => format!("case={case} group={group_id} status={status}"),
+        EntryBody::GroupSnapshot {
+            case,
+            name,
+            member_count,
+            info,
+            ..
+        } => format!(
+            "case={case} name={} members={} info={}",
+            name.as_deref().unwrap_or("?"),
+            member_count
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "?".into()),
+            info.sha256
+        ),
+        EntryBody::GroupEnded { case, reason, .. } => format!("case={case} reason={reason}"),
+        EntryBody::Backfilled {
+            case,
+            through_message_id,
+            messages,
+            ..
+        } => format!("case={case} through={through_message_id} messages={messages}"),
+        EntryBody::MediaRefused {
+            case,
+            message_id,
+            reason,
+            ..
+        } => format!("case={case} message={message_id} reason={reason}"),
+        EntryBody::Extracted {
+            case,
+            capture,
+            offer,
+            rows,
+            ..
+        } => format!(
+            "case={case} capture={capture} offer={} rows={rows}",
+            if offer.is_some() { "yes" } else { "no" }
+        ),
+        EntryBody::Timestamped {
+            checkpoint_size,
+            tsa,
+            gen_time,
+            error,
+            ..
+        } => match error {
+            Some(e) => format!("checkpoint={checkpoint_size} tsa={tsa} failed: {e}"),
+            None => format!(
+                "checkpoint={checkpoint_size} tsa={tsa} time={}",
+                gen_time.as_deref().unwrap_or("?")
+            ),
+        },
         EntryBody::Synthetic { seq, blob, .. } => match blob {
             Some(b) => format!("seq={seq} blob={}", b.sha256),
             None => format!("seq={seq}"),
@@ -452,6 +605,41 @@ fn admin_command(config: &Config, cmd: AdminCommand) -> Result<()> {
 
 fn bench_command(config: &Config, cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Capture {
+            events,
+            messages,
+            dir,
+        } => {
+            let p = leakwatch::bench::parse_events(events);
+            println!("OneBot event parsing ({} events)", p.events);
+            println!("  segment arrays      : {:>10.0} events/s", p.array_per_s);
+            println!(
+                "  CQ-code strings     : {:>10.0} events/s",
+                p.cq_string_per_s
+            );
+            let dir = dir.unwrap_or_else(|| config.data_root.join("bench-tmp"));
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let c = runtime
+                .block_on(leakwatch::bench::capture(&dir, messages))
+                .map_err(|e| anyhow::anyhow!(e))?;
+            println!(
+                "capture: simulator -> WebSocket -> adapter -> blobs + ledger (durable), {} messages",
+                c.messages
+            );
+            println!("  throughput          : {:>10.0} messages/s", c.per_s);
+            println!(
+                "  latency post->durable: p50 {:.1?}, p99 {:.1?}",
+                c.p50, c.p99
+            );
+            Ok(())
+        }
+        BenchCommand::Extract { rows } => {
+            let f = leakwatch::bench::extraction(rows);
+            println!("extraction ({} rows)", f.rows);
+            println!("  from text           : {:>10.0} rows/s", f.text_rows_per_s);
+            println!("  from xlsx           : {:>10.0} rows/s", f.xlsx_rows_per_s);
+            Ok(())
+        }
         BenchCommand::Ingest {
             entries,
             threads,

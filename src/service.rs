@@ -1,53 +1,353 @@
-//! `leakwatch serve`: the long-running process. Today it keeps the evidence store open and signs
-//! checkpoints on schedule; later stages (adapters, capture, API) hang off the same loop.
+//! `leakwatch serve`: the long-running process.
+//!
+//! It opens the evidence store, starts the built-in simulator when the config asks for it,
+//! connects the configured chat adapters, runs capture (a monitor per open case), serves the
+//! intake API, and signs a checkpoint on schedule — each one sent to the configured RFC 3161
+//! time-stamp authorities — until SIGINT or SIGTERM. A TSA that fails is recorded and retried;
+//! it never holds up capture.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::adapters::onebot::OneBotAdapter;
+use crate::adapters::{AdapterError, ChatAdapter, GroupRef, Platform, SubmittedGroups};
+use crate::capture::{CaptureError, CaptureService, CaptureSettings};
 use crate::config::Config;
 use crate::evidence::{Evidence, EvidenceError};
+use crate::ledger::entry::{BlobRef, EntryBody, LedgerEntry};
+use crate::simulator::scenario::{Scenario, ScenarioError};
+use crate::simulator::{SimError, SimOptions, Simulator};
+use crate::timestamp::TsaClient;
 
-/// Sign a checkpoint if entries were added since the latest one. Returns the new tree size
-/// when one was signed.
-pub fn checkpoint_if_new(ev: &Evidence) -> Result<Option<u64>, EvidenceError> {
-    let size = ev.ledger.size();
-    let latest = ev.ledger.latest_checkpoint()?.map(|c| c.checkpoint.size);
-    if size == 0 || latest == Some(size) {
-        return Ok(None);
-    }
-    let signed = ev.ledger.sign_checkpoint()?;
-    Ok(Some(signed.checkpoint.size))
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Evidence(#[from] EvidenceError),
+    #[error("{0}")]
+    Adapter(#[from] AdapterError),
+    #[error("{0}")]
+    Capture(#[from] CaptureError),
+    #[error("{0}")]
+    Scenario(#[from] ScenarioError),
+    #[error("{0}")]
+    Simulator(#[from] SimError),
+    #[error("{0}")]
+    Intake(#[from] crate::intake::IntakeError),
+    #[error("{what}: {message}")]
+    Start { what: String, message: String },
 }
 
-/// Run until SIGINT or SIGTERM, then sign a last checkpoint and return.
-pub async fn run(ev: Arc<Evidence>, config: Config) -> Result<(), EvidenceError> {
-    let mut tick = tokio::time::interval(Duration::from_secs(config.ledger.checkpoint_interval_s));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| EvidenceError::Key {
-            path: "signal handler".into(),
-            detail: e.to_string(),
-        })?;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                let ev = ev.clone();
-                match tokio::task::spawn_blocking(move || checkpoint_if_new(&ev)).await {
-                    Ok(Ok(Some(size))) => tracing::info!(size, "checkpoint signed"),
-                    Ok(Ok(None)) => {}
-                    Ok(Err(e)) => tracing::error!("checkpoint failed: {e}"),
-                    Err(e) => tracing::error!("checkpoint task failed: {e}"),
-                }
-            }
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+/// Sign a checkpoint if entries other than time-stamp records were added since the latest one
+/// (a time-stamp entry must not itself trigger a new checkpoint, or they would chase each other
+/// forever). Returns the signed checkpoint.
+pub fn checkpoint_if_new(
+    ev: &Evidence,
+) -> Result<Option<crate::ledger::SignedCheckpoint>, EvidenceError> {
+    let size = ev.ledger.size();
+    let latest = ev
+        .ledger
+        .latest_checkpoint()?
+        .map(|c| c.checkpoint.size)
+        .unwrap_or(0);
+    if size == 0 || latest >= size {
+        return Ok(None);
+    }
+    let mut substantive = false;
+    for i in latest..size {
+        if !matches!(ev.ledger.read_entry(i)?.body, EntryBody::Timestamped { .. }) {
+            substantive = true;
+            break;
         }
     }
+    if !substantive {
+        return Ok(None);
+    }
+    Ok(Some(ev.ledger.sign_checkpoint()?))
+}
+
+/// Send a signed checkpoint to every TSA and record each answer (or failure). Returns the TSAs
+/// that failed, to be retried.
+pub async fn timestamp_checkpoint(
+    ev: &Arc<Evidence>,
+    client: &TsaClient,
+    size: u64,
+    note: &str,
+    tsas: &[String],
+) -> Vec<String> {
+    let mut failed = Vec::new();
+    for url in tsas {
+        let body = match client.timestamp(url, note.as_bytes()).await {
+            Ok(ts) => {
+                let chain_pem: String = ts
+                    .certificates
+                    .iter()
+                    .map(|c| pem("CERTIFICATE", c))
+                    .collect();
+                let put = |bytes: &[u8], media: &str| -> Result<BlobRef, EvidenceError> {
+                    Ok(BlobRef {
+                        sha256: ev.blobs.put(bytes)?,
+                        size: bytes.len() as u64,
+                        media_type: media.into(),
+                        pii: false,
+                    })
+                };
+                match (
+                    put(&ts.response_der, "application/timestamp-reply"),
+                    put(chain_pem.as_bytes(), "application/x-pem-file"),
+                ) {
+                    (Ok(token), Ok(chain)) => EntryBody::Timestamped {
+                        checkpoint_size: size,
+                        tsa: url.clone(),
+                        token: Some(token),
+                        chain: (!ts.certificates.is_empty()).then_some(chain),
+                        gen_time: Some(ts.info.gen_time.clone()),
+                        error: None,
+                    },
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::error!("storing a time-stamp token failed: {e}");
+                        failed.push(url.clone());
+                        continue;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!("time-stamping checkpoint {size} at {url} failed: {e}");
+                failed.push(url.clone());
+                EntryBody::Timestamped {
+                    checkpoint_size: size,
+                    tsa: url.clone(),
+                    token: None,
+                    chain: None,
+                    gen_time: None,
+                    error: Some(e.to_string()),
+                }
+            }
+        };
+        if let Err(e) = ev
+            .record_async(&LedgerEntry::new("system:timestamp", body))
+            .await
+        {
+            tracing::error!("recording a time-stamp failed: {e}");
+        }
+    }
+    failed
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .filter_map(|c| std::str::from_utf8(c).ok())
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+/// Everything `serve` runs, started.
+pub struct Running {
+    pub ev: Arc<Evidence>,
+    pub capture: Arc<CaptureService>,
+    pub simulator: Option<Simulator>,
+    pub api_addr: std::net::SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Start everything the config turns on.
+pub async fn start(ev: Arc<Evidence>, config: &Config) -> Result<Running, ServiceError> {
+    let mut tasks = Vec::new();
+    let simulator = if config.simulator.enabled {
+        let scenario = Scenario::load(config.simulator.scenario.as_deref().filter(|p| p.exists()))?;
+        let sim = Simulator::start(
+            &config.simulator.listen,
+            scenario,
+            SimOptions {
+                token: config.simulator.token.clone(),
+                autopost: true,
+                ..Default::default()
+            },
+        )
+        .await?;
+        tracing::info!(addr = %sim.addr, "built-in simulator running");
+        Some(sim)
+    } else {
+        None
+    };
+
+    // The demo's intake comes first, as staff submit a group before inviting the bot into it.
+    if simulator.is_some() && config.simulator.submit_groups {
+        let scenario = Scenario::load(config.simulator.scenario.as_deref().filter(|p| p.exists()))?;
+        for g in &scenario.groups {
+            let link = format!("qq:{}", g.id);
+            let ev2 = ev.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::intake::submit(
+                    &ev2,
+                    &link,
+                    Some("demo: a group of the built-in simulator"),
+                    "system:demo",
+                )
+            })
+            .await
+            .map_err(|e| ServiceError::Start {
+                what: "demo intake".into(),
+                message: e.to_string(),
+            })??;
+        }
+    }
+
+    // Groups of open cases: the only groups whose invitations are accepted.
+    let submitted = Arc::new(SubmittedGroups::default());
+    for case in ev.state.cases().map_err(EvidenceError::from)? {
+        if case.ended.is_none() {
+            submitted.add(GroupRef {
+                platform: if case.platform == "telegram" {
+                    Platform::Telegram
+                } else {
+                    Platform::Qq
+                },
+                id: case.group_id,
+            });
+        }
+    }
+    let mut adapters: Vec<Arc<dyn ChatAdapter>> = Vec::new();
+    for ob in &config.adapters.onebot {
+        let adapter = OneBotAdapter::start(ob.clone(), submitted.clone()).await?;
+        adapters.push(Arc::new(adapter));
+    }
+    let capture = CaptureService::new(
+        ev.clone(),
+        adapters,
+        CaptureSettings {
+            snapshot_interval: Duration::from_secs(config.capture.snapshot_interval_s.max(1)),
+            join_retry: Duration::from_secs(config.capture.join_retry_s.max(1)),
+        },
+    );
+    tasks.extend(capture.start()?);
+
+    let (api_addr, api_task) =
+        crate::api::serve(capture.clone(), submitted.clone(), config).await?;
+    tasks.push(api_task);
+
+    let interval = Duration::from_secs(config.ledger.checkpoint_interval_s);
+    let tsas: Vec<String> = config.timestamp.tsa.iter().map(|t| t.url.clone()).collect();
+    let client =
+        TsaClient::new(Duration::from_secs(config.timestamp.timeout_s.max(1))).map_err(|e| {
+            ServiceError::Start {
+                what: "TSA client".into(),
+                message: e.to_string(),
+            }
+        })?;
+    let retry = Duration::from_secs(config.timestamp.retry_s.max(1));
+    tasks.push(tokio::spawn(checkpoint_loop(
+        ev.clone(),
+        interval,
+        client,
+        tsas,
+        retry,
+    )));
+
+    Ok(Running {
+        ev,
+        capture,
+        simulator,
+        api_addr,
+        tasks,
+    })
+}
+
+/// Sign checkpoints on schedule and time-stamp them; retry failed TSAs later.
+async fn checkpoint_loop(
+    ev: Arc<Evidence>,
+    interval: Duration,
+    client: TsaClient,
+    tsas: Vec<String>,
+    retry: Duration,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // (checkpoint size, note, TSAs still owed, when to retry)
+    let mut owed: Vec<(u64, String, Vec<String>, tokio::time::Instant)> = Vec::new();
+    loop {
+        tick.tick().await;
+        let ev2 = ev.clone();
+        match tokio::task::spawn_blocking(move || checkpoint_if_new(&ev2)).await {
+            Ok(Ok(Some(signed))) => {
+                tracing::info!(size = signed.checkpoint.size, "checkpoint signed");
+                if !tsas.is_empty() {
+                    let failed = timestamp_checkpoint(
+                        &ev,
+                        &client,
+                        signed.checkpoint.size,
+                        &signed.note,
+                        &tsas,
+                    )
+                    .await;
+                    if !failed.is_empty() {
+                        owed.push((
+                            signed.checkpoint.size,
+                            signed.note,
+                            failed,
+                            tokio::time::Instant::now() + retry,
+                        ));
+                    }
+                }
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::error!("checkpoint failed: {e}"),
+            Err(e) => tracing::error!("checkpoint task failed: {e}"),
+        }
+        let now = tokio::time::Instant::now();
+        let mut still = Vec::new();
+        for (size, note, urls, when) in owed.drain(..) {
+            if when > now {
+                still.push((size, note, urls, when));
+                continue;
+            }
+            let failed = timestamp_checkpoint(&ev, &client, size, &note, &urls).await;
+            if !failed.is_empty() {
+                still.push((size, note, failed, now + retry));
+            }
+        }
+        // Only the most recent checkpoints matter for retries: a later token covers earlier
+        // entries too (by consistency), so keep the list short.
+        if still.len() > 16 {
+            still.drain(..still.len() - 16);
+        }
+        owed = still;
+    }
+}
+
+/// Run until SIGINT or SIGTERM, then sign a last checkpoint.
+pub async fn run(ev: Arc<Evidence>, config: Config) -> Result<(), ServiceError> {
+    let running = start(ev.clone(), &config).await?;
+    tracing::info!(api = %running.api_addr, "leakwatch serving");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| ServiceError::Start {
+            what: "signal handler".into(),
+            message: e.to_string(),
+        })?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
     tracing::info!("shutting down");
+    drop(running);
     let ev2 = ev.clone();
     if let Ok(Err(e)) = tokio::task::spawn_blocking(move || checkpoint_if_new(&ev2)).await {
         tracing::error!("final checkpoint failed: {e}");
     }
-    ev.state.flush()?;
+    ev.state.flush().map_err(EvidenceError::from)?;
     Ok(())
 }

@@ -267,6 +267,8 @@ pub trait ChatAdapter: Send + Sync {
     /// The configured instance name (`qq-1`).
     fn name(&self) -> &str;
     fn platform(&self) -> Platform;
+    /// The bot account's own id on the platform (the collecting account), once known.
+    fn account(&self) -> Option<String>;
     /// Turn a submitted link into a group reference, or say why it is not one.
     fn resolve(&self, link: &str) -> Result<GroupRef, AdapterError>;
     /// Get the bot account into the group, or say what it waits for.

@@ -93,6 +93,81 @@ pub enum EntryBody {
         action: String,
         detail: String,
     },
+    /// Where the bot account stands with the group: `joined`, `awaiting_invite`,
+    /// `awaiting_approval` or `refused`, with the adapter's words.
+    JoinStatus {
+        case: String,
+        platform: String,
+        group_id: String,
+        status: String,
+        detail: String,
+    },
+    /// Group info and member list exactly as the platform gave them (blobs), with the figures
+    /// read from them.
+    GroupSnapshot {
+        case: String,
+        platform: String,
+        group_id: String,
+        name: Option<String>,
+        member_count: Option<u64>,
+        info: BlobRef,
+        members: Option<BlobRef>,
+    },
+    /// The group is no longer watched: `bot_removed` or `dismissed`. Takedown tracking looks
+    /// for this.
+    GroupEnded {
+        case: String,
+        platform: String,
+        group_id: String,
+        reason: String,
+        operator: Option<String>,
+    },
+    /// A history backfill finished: everything the platform held up to `through` is captured.
+    /// The next backfill (after a restart) starts here.
+    Backfilled {
+        case: String,
+        platform: String,
+        group_id: String,
+        through_message_id: String,
+        through_seq: Option<i64>,
+        messages: u64,
+    },
+    /// A picture or file that could not be preserved, and why (expired URL, over the size cap,
+    /// refused address).
+    MediaRefused {
+        case: String,
+        platform: String,
+        group_id: String,
+        message_id: String,
+        what: String,
+        reason: String,
+    },
+    /// What an extractor found in one captured blob. A rerun with a better extractor is a new
+    /// entry, never an edit. Sample rows hold victims' data, so they are an encrypted blob.
+    Extracted {
+        case: String,
+        /// Ledger index of the `captured` entry analysed.
+        capture: u64,
+        /// The blob analysed (the raw message or a media item).
+        source: BlobId,
+        extractor: String,
+        /// The offer as extracted (`extract::Offer` as JSON: price, volume, platforms, ...).
+        offer: Option<serde_json::Value>,
+        rows: u64,
+        rows_blob: Option<BlobRef>,
+        notes: Vec<String>,
+    },
+    /// An RFC 3161 time-stamp over a signed checkpoint, or why the TSA failed.
+    Timestamped {
+        checkpoint_size: u64,
+        tsa: String,
+        /// The TimeStampResp DER (`.tsr`).
+        token: Option<BlobRef>,
+        /// The TSA's certificates from the token, concatenated PEM.
+        chain: Option<BlobRef>,
+        gen_time: Option<String>,
+        error: Option<String>,
+    },
     /// Written only by `ledger append-synthetic` and benchmarks, to exercise the log.
     Synthetic {
         seq: u64,
@@ -102,11 +177,34 @@ pub enum EntryBody {
 }
 
 impl EntryBody {
+    /// The case an entry belongs to, if any.
+    pub fn case(&self) -> Option<&str> {
+        match self {
+            EntryBody::CaseOpened { case, .. }
+            | EntryBody::Custody { case, .. }
+            | EntryBody::JoinStatus { case, .. }
+            | EntryBody::GroupSnapshot { case, .. }
+            | EntryBody::GroupEnded { case, .. }
+            | EntryBody::Backfilled { case, .. }
+            | EntryBody::MediaRefused { case, .. }
+            | EntryBody::Extracted { case, .. } => Some(case),
+            EntryBody::Captured(c) => Some(&c.case),
+            EntryBody::Timestamped { .. } | EntryBody::Synthetic { .. } => None,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             EntryBody::CaseOpened { .. } => "case_opened",
             EntryBody::Captured(_) => "captured",
             EntryBody::Custody { .. } => "custody",
+            EntryBody::JoinStatus { .. } => "join_status",
+            EntryBody::GroupSnapshot { .. } => "group_snapshot",
+            EntryBody::GroupEnded { .. } => "group_ended",
+            EntryBody::Backfilled { .. } => "backfilled",
+            EntryBody::MediaRefused { .. } => "media_refused",
+            EntryBody::Extracted { .. } => "extracted",
+            EntryBody::Timestamped { .. } => "timestamped",
             EntryBody::Synthetic { .. } => "synthetic",
         }
     }
@@ -116,6 +214,13 @@ impl EntryBody {
         match self {
             EntryBody::Captured(c) => std::iter::once(&c.raw).chain(c.media.iter()).collect(),
             EntryBody::Synthetic { blob: Some(b), .. } => vec![b],
+            EntryBody::GroupSnapshot { info, members, .. } => {
+                std::iter::once(info).chain(members.iter()).collect()
+            }
+            EntryBody::Extracted { rows_blob, .. } => rows_blob.iter().collect(),
+            EntryBody::Timestamped { token, chain, .. } => {
+                token.iter().chain(chain.iter()).collect()
+            }
             _ => Vec::new(),
         }
     }

@@ -45,6 +45,10 @@ struct StoredMessage {
     seq: i64,
     message_id: i64,
     event: Value,
+    kind: Option<PostKind>,
+    /// The sample rows this message carried (in its text or its file).
+    truth: Vec<scenario::TruthRow>,
+    posted: Instant,
 }
 
 struct GroupState {
@@ -85,6 +89,18 @@ struct Sim {
     kill: watch::Sender<u64>,
     counters: Counters,
     next_flag: AtomicU64,
+}
+
+/// One message the simulator posted.
+#[derive(Debug, Clone)]
+pub struct PostedMessage {
+    pub group: i64,
+    pub message_id: String,
+    /// What it was generated as (`None` for text posted through the control API).
+    pub kind: Option<PostKind>,
+    pub rows: Vec<scenario::TruthRow>,
+    /// When it was posted (for latency measurements).
+    pub posted: Instant,
 }
 
 /// A running simulator.
@@ -168,7 +184,10 @@ impl Simulator {
             .route("/media/{name}", get(media))
             .route("/_sim/stats", get(stats))
             .route("/_sim/messages/{group}", get(messages))
-            .route("/_sim/post/{group}", post(control_post))
+            .route(
+                "/_sim/post/{group}",
+                post(control_post).layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)),
+            )
             .route("/_sim/burst/{group}", post(control_burst))
             .route("/_sim/invite/{group}", post(control_invite))
             .route("/_sim/fault", post(control_fault))
@@ -200,6 +219,24 @@ impl Simulator {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .write_orders_csv(out)
+    }
+
+    /// Every message posted so far, with what it was generated as and the sample rows it
+    /// carried: the ground truth capture and extraction are measured against.
+    pub fn truth(&self) -> Vec<PostedMessage> {
+        let groups = self.sim.groups.lock().unwrap_or_else(|p| p.into_inner());
+        groups
+            .values()
+            .flat_map(|g| {
+                g.messages.iter().map(move |m| PostedMessage {
+                    group: g.spec.id,
+                    message_id: m.message_id.to_string(),
+                    kind: m.kind,
+                    rows: m.truth.clone(),
+                    posted: m.posted,
+                })
+            })
+            .collect()
     }
 
     /// Run until the tasks end (never, unless the listener fails).
@@ -263,13 +300,20 @@ impl Sim {
         }
         let mut generator = self.generator.lock().unwrap_or_else(|p| p.into_inner());
         let seller = g.spec.sellers[generator.index(g.spec.sellers.len())].clone();
+        let mut truth = Vec::new();
+        let generated = text.is_none().then_some(kind);
         let segments: Vec<Segment> = match (kind, text) {
             (_, Some(t)) => cq::parse_cq(&t),
             (PostKind::Offer, None) => vec![Segment::text(&generator.offer(&seller))],
-            (PostKind::Sample, None) => vec![Segment::text(&generator.sample_text())],
+            (PostKind::Sample, None) => {
+                let (text, rows) = generator.sample_text();
+                truth = rows;
+                vec![Segment::text(&text)]
+            }
             (PostKind::Chatter, None) => cq::parse_cq(&generator.chatter()),
             (PostKind::File, None) => {
-                let (name, bytes, ctype) = generator.sample_file();
+                let (name, bytes, ctype, rows) = generator.sample_file();
+                truth = rows;
                 let size = bytes.len();
                 let key = self.store_media(&name, bytes, ctype);
                 vec![Segment {
@@ -342,6 +386,9 @@ impl Sim {
             seq,
             message_id,
             event: event.clone(),
+            kind: generated,
+            truth,
+            posted: Instant::now(),
         });
         g.posted += 1;
         let live = g.bot_in;
@@ -785,6 +832,11 @@ struct PostBody {
     text: Option<String>,
     #[serde(default)]
     kind: Option<PostKind>,
+    /// Post a file with this name and these bytes (base64) instead.
+    #[serde(default)]
+    file_name: Option<String>,
+    #[serde(default)]
+    file_base64: Option<String>,
 }
 
 async fn control_post(
@@ -797,7 +849,29 @@ async fn control_post(
     if let Some(r) = control_auth(&sim, &headers, &q) {
         return r;
     }
-    match sim.post(group, body.kind.unwrap_or(PostKind::Chatter), body.text) {
+    let text = match (body.file_name, body.file_base64) {
+        (Some(name), Some(b64)) => {
+            use base64::Engine;
+            let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(b64) else {
+                return (StatusCode::BAD_REQUEST, "file_base64 is not base64").into_response();
+            };
+            let size = bytes.len();
+            let key = sim.store_media(&name, bytes, "application/octet-stream");
+            Some(cq::to_cq(&[Segment {
+                kind: "file".into(),
+                data: [
+                    ("file".to_string(), json!(name)),
+                    ("file_id".to_string(), json!(format!("/{key}"))),
+                    ("file_size".to_string(), json!(size)),
+                    ("busid".to_string(), json!(102)),
+                ]
+                .into_iter()
+                .collect(),
+            }]))
+        }
+        _ => body.text,
+    };
+    match sim.post(group, body.kind.unwrap_or(PostKind::Chatter), text) {
         Some((seq, id)) => Json(json!({"seq": seq, "message_id": id.to_string()})).into_response(),
         None => (StatusCode::NOT_FOUND, "no such group, or dismissed").into_response(),
     }

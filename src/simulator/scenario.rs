@@ -240,6 +240,15 @@ const CHATTER: &[&str] = &[
     "新人报到",
 ];
 
+/// What a sample row really contained: the ground truth extraction is measured against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TruthRow {
+    pub name: String,
+    pub phone: Option<String>,
+    pub masked_phone: Option<String>,
+    pub address: String,
+}
+
 /// Deterministic content from the scenario's seed.
 pub struct Generator {
     rng: StdRng,
@@ -315,10 +324,12 @@ impl Generator {
     }
 
     /// A sample row as sellers post them: masked or full phone, name, address, `MM-DD hh:mm`.
-    fn sample_row(&mut self) -> String {
+    fn sample_row(&mut self) -> (String, TruthRow) {
         let o = self.order();
-        let phone = if self.rng.gen_bool(0.5) {
-            format!("{}****{}", &o.customer_phone[..3], &o.customer_phone[7..])
+        let masked = format!("{}****{}", &o.customer_phone[..3], &o.customer_phone[7..]);
+        let is_masked = self.rng.gen_bool(0.5);
+        let phone = if is_masked {
+            masked.clone()
         } else if self.rng.gen_bool(0.2) {
             format!(
                 "+86 {} {} {}",
@@ -329,13 +340,22 @@ impl Generator {
         } else {
             o.customer_phone.clone()
         };
+        let truth = TruthRow {
+            name: o.customer_name.clone(),
+            phone: (!is_masked).then(|| o.customer_phone.clone()),
+            masked_phone: is_masked.then_some(masked),
+            address: o.address.clone(),
+        };
         let when = format!(
             "{}-{} {}",
             &o.created_at[5..7],
             &o.created_at[8..10],
             &o.created_at[11..16]
         );
-        format!("{} {} {} {}", o.customer_name, phone, o.address, when)
+        (
+            format!("{} {} {} {}", o.customer_name, phone, o.address, when),
+            truth,
+        )
     }
 
     pub fn offer(&mut self, seller: &SellerSpec) -> String {
@@ -370,27 +390,35 @@ impl Generator {
         )
     }
 
-    pub fn sample_text(&mut self) -> String {
+    pub fn sample_text(&mut self) -> (String, Vec<TruthRow>) {
         let n = self.rng.gen_range(3..7);
-        let rows: Vec<String> = (0..n).map(|_| self.sample_row()).collect();
-        format!("样本：\n{}", rows.join("\n"))
+        let (rows, truth): (Vec<String>, Vec<TruthRow>) = (0..n).map(|_| self.sample_row()).unzip();
+        (format!("样本：\n{}", rows.join("\n")), truth)
     }
 
     pub fn chatter(&mut self) -> String {
         pick(&mut self.rng, CHATTER).to_string()
     }
 
-    /// A sample file: (display name, bytes, MIME type).
-    pub fn sample_file(&mut self) -> (String, Vec<u8>, &'static str) {
+    /// A sample file: (display name, bytes, MIME type, the rows it holds).
+    pub fn sample_file(&mut self) -> (String, Vec<u8>, &'static str, Vec<TruthRow>) {
         let n = self.rng.gen_range(8..20);
         let rows: Vec<Order> = (0..n).map(|_| self.order()).collect();
+        let full = |o: &Order| TruthRow {
+            name: o.customer_name.clone(),
+            phone: Some(o.customer_phone.clone()),
+            masked_phone: None,
+            address: o.address.clone(),
+        };
         match self.rng.gen_range(0..3) {
             0 => {
-                let text: Vec<String> = (0..n).map(|_| self.sample_row()).collect();
+                let (text, truth): (Vec<String>, Vec<TruthRow>) =
+                    (0..n).map(|_| self.sample_row()).unzip();
                 (
                     "样本数据.txt".into(),
                     text.join("\n").into_bytes(),
                     "text/plain",
+                    truth,
                 )
             }
             1 => {
@@ -404,7 +432,12 @@ impl Generator {
                         &o.created_at[..16]
                     ));
                 }
-                ("外卖订单样本.csv".into(), csv.into_bytes(), "text/csv")
+                (
+                    "外卖订单样本.csv".into(),
+                    csv.into_bytes(),
+                    "text/csv",
+                    rows.iter().map(full).collect(),
+                )
             }
             _ => {
                 let mut table = vec![vec![
@@ -425,6 +458,7 @@ impl Generator {
                     "订单样本.xlsx".into(),
                     xlsx(&table),
                     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    rows.iter().map(full).collect(),
                 )
             }
         }
@@ -468,6 +502,15 @@ pub enum PostKind {
     File,
     Image,
     Chatter,
+}
+
+/// An .xlsx workbook holding a CSV's cells (benchmarks and tests).
+pub fn xlsx_from_csv(csv: &str) -> Vec<u8> {
+    let rows: Vec<Vec<String>> = csv
+        .lines()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    xlsx(&rows)
 }
 
 /// A minimal .xlsx workbook (Office Open XML) with inline strings.
@@ -575,6 +618,8 @@ mod tests {
         let mut b = Generator::new(&s);
         assert_eq!(a.orders, b.orders);
         assert_eq!(a.sample_text(), b.sample_text());
+        let (text, truth) = a.sample_text();
+        assert_eq!(text.lines().count(), truth.len() + 1);
         let seller = &s.groups[0].sellers[0];
         let offer = a.offer(seller);
         assert!(offer.contains("外卖"), "{offer}");

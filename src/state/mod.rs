@@ -19,7 +19,14 @@ use crate::ledger::{Ledger, LedgerError};
 
 const META_APPLIED: &[u8] = b"applied";
 const META_ROOT: &[u8] = b"root";
-const TREES: [&str; 5] = ["meta", "cases", "groups", "captures", "case_entries"];
+const TREES: [&str; 6] = [
+    "meta",
+    "cases",
+    "groups",
+    "captures",
+    "case_entries",
+    "cursors",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -46,6 +53,31 @@ pub struct CaseView {
     pub opened_by: String,
     /// Ledger index of the `case_opened` entry.
     pub opened_entry: u64,
+    /// The latest join status (`joined`, `awaiting_invite`, ...) and its detail.
+    #[serde(default)]
+    pub join_status: Option<String>,
+    #[serde(default)]
+    pub join_detail: Option<String>,
+    #[serde(default)]
+    pub group_name: Option<String>,
+    #[serde(default)]
+    pub member_count: Option<u64>,
+    /// SHA-256 of the latest group-info and member-list blobs (to record snapshots on change).
+    #[serde(default)]
+    pub last_snapshot: Option<(String, Option<String>)>,
+    /// Why the group stopped being watched (`bot_removed`, `dismissed`), if it did.
+    #[serde(default)]
+    pub ended: Option<String>,
+}
+
+/// Where the next history backfill of a group starts: the newest message of the last completed
+/// backfill. Only a completed backfill moves it — live captures do not, so a crash between
+/// them can never make a later backfill skip a gap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureCursor {
+    pub seq: Option<i64>,
+    pub message_id: String,
+    pub index: u64,
 }
 
 /// Why the state was rebuilt on open.
@@ -84,6 +116,7 @@ pub struct State {
     groups: sled::Tree,
     captures: sled::Tree,
     case_entries: sled::Tree,
+    cursors: sled::Tree,
 }
 
 fn store_err(dir: &Path) -> impl Fn(sled::Error) -> StateError + '_ {
@@ -197,6 +230,7 @@ impl State {
             groups: tree("groups")?,
             captures: tree("captures")?,
             case_entries: tree("case_entries")?,
+            cursors: tree("cursors")?,
             dir: dir.to_path_buf(),
             db,
         })
@@ -237,10 +271,14 @@ impl State {
         Ok(size - start)
     }
 
-    /// Apply entry `index`. Idempotent.
+    /// Apply entry `index`. Applying the same entries again, in ledger order, gives the same
+    /// state.
     pub fn apply(&self, index: u64, entry: &LedgerEntry) -> Result<(), StateError> {
         let err = store_err(&self.dir);
         let idx = index.to_be_bytes();
+        if let Some(case) = entry.body.case() {
+            self.link_to_case(case, index)?;
+        }
         match &entry.body {
             EntryBody::CaseOpened {
                 case,
@@ -258,13 +296,17 @@ impl State {
                     opened_at: entry.at.clone(),
                     opened_by: entry.actor.clone(),
                     opened_entry: index,
+                    join_status: None,
+                    join_detail: None,
+                    group_name: None,
+                    member_count: None,
+                    last_snapshot: None,
+                    ended: None,
                 };
-                let bytes = serde_json::to_vec(&view).unwrap_or_default();
-                self.cases.insert(case.as_bytes(), bytes).map_err(&err)?;
+                self.put_case(&view)?;
                 self.groups
                     .insert(group_key(platform, group_id).as_bytes(), case.as_bytes())
                     .map_err(&err)?;
-                self.link_to_case(case, index)?;
             }
             EntryBody::Captured(c) => {
                 let mut key = group_key(&c.platform, &c.group_id).into_bytes();
@@ -275,12 +317,100 @@ impl State {
                     .compare_and_swap(key, None as Option<&[u8]>, Some(&idx[..]))
                     .map_err(&err)?
                     .ok();
-                self.link_to_case(&c.case, index)?;
+                self.update_case(&c.case, |v| {
+                    if v.group_name.is_none() {
+                        v.group_name = c.group_name.clone();
+                    }
+                })?;
             }
-            EntryBody::Custody { case, .. } => self.link_to_case(case, index)?,
-            EntryBody::Synthetic { .. } => {}
+            EntryBody::Backfilled {
+                platform,
+                group_id,
+                through_message_id,
+                through_seq,
+                ..
+            } => {
+                let cursor = CaptureCursor {
+                    seq: *through_seq,
+                    message_id: through_message_id.clone(),
+                    index,
+                };
+                self.cursors
+                    .insert(
+                        group_key(platform, group_id).as_bytes(),
+                        serde_json::to_vec(&cursor).unwrap_or_default(),
+                    )
+                    .map_err(&err)?;
+            }
+            EntryBody::JoinStatus {
+                case,
+                status,
+                detail,
+                ..
+            } => {
+                self.update_case(case, |v| {
+                    v.join_status = Some(status.clone());
+                    v.join_detail = Some(detail.clone());
+                })?;
+            }
+            EntryBody::GroupSnapshot {
+                case,
+                name,
+                member_count,
+                info,
+                members,
+                ..
+            } => {
+                self.update_case(case, |v| {
+                    v.group_name = name.clone().or(v.group_name.take());
+                    v.member_count = *member_count;
+                    v.last_snapshot =
+                        Some((info.sha256.hex(), members.as_ref().map(|m| m.sha256.hex())));
+                })?;
+            }
+            EntryBody::GroupEnded { case, reason, .. } => {
+                self.update_case(case, |v| v.ended = Some(reason.clone()))?;
+            }
+            EntryBody::Custody { .. }
+            | EntryBody::MediaRefused { .. }
+            | EntryBody::Extracted { .. }
+            | EntryBody::Timestamped { .. }
+            | EntryBody::Synthetic { .. } => {}
         }
         Ok(())
+    }
+
+    fn put_case(&self, view: &CaseView) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(view).unwrap_or_default();
+        self.cases
+            .insert(view.case.as_bytes(), bytes)
+            .map_err(store_err(&self.dir))?;
+        Ok(())
+    }
+
+    fn update_case(
+        &self,
+        case: &str,
+        change: impl FnOnce(&mut CaseView),
+    ) -> Result<(), StateError> {
+        if let Some(mut view) = self.case(case)? {
+            change(&mut view);
+            self.put_case(&view)?;
+        }
+        Ok(())
+    }
+
+    /// Where the next backfill of a group starts (see [`CaptureCursor`]).
+    pub fn cursor(
+        &self,
+        platform: &str,
+        group_id: &str,
+    ) -> Result<Option<CaptureCursor>, StateError> {
+        let v = self
+            .cursors
+            .get(group_key(platform, group_id).as_bytes())
+            .map_err(store_err(&self.dir))?;
+        Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
     fn link_to_case(&self, case: &str, index: u64) -> Result<(), StateError> {

@@ -2,6 +2,8 @@
 //! real `leakwatch` binary run against it.
 #![allow(dead_code)]
 
+pub mod tsa;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

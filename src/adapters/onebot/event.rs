@@ -13,7 +13,9 @@ use super::cq::{self, Segment};
 use crate::adapters::Sender;
 
 /// The largest frame we parse (an event or an action answer). Chat content is hostile input.
-pub const MAX_FRAME_BYTES: usize = 8 * 1024 * 1024;
+/// QQ itself caps messages far below this; the cap only keeps a hostile implementation from
+/// exhausting memory.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
 
 /// A group message with everything but its media bytes.
 #[derive(Debug, Clone, PartialEq)]

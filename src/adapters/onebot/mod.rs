@@ -976,6 +976,10 @@ impl ChatAdapter for OneBotAdapter {
         Platform::Qq
     }
 
+    fn account(&self) -> Option<String> {
+        self.core.self_id()
+    }
+
     fn resolve(&self, link: &str) -> Result<GroupRef, AdapterError> {
         resolve_qq_link(link).ok_or_else(|| AdapterError::BadLink(link.chars().take(200).collect()))
     }
