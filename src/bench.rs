@@ -273,7 +273,8 @@ pub async fn capture(dir: &Path, messages: u64) -> Result<CaptureFigures, String
     let ev =
         Arc::new(crate::evidence::Evidence::open(&config, &|_, _| {}).map_err(|e| e.to_string())?);
     let sub =
-        crate::intake::submit(&ev, "qq:800000002", None, "bench").map_err(|e| e.to_string())?;
+        tokio::task::block_in_place(|| crate::intake::submit(&ev, "qq:800000002", None, "bench"))
+            .map_err(|e| e.to_string())?;
     let submitted = Arc::new(SubmittedGroups::default());
     let adapter = OneBotAdapter::start(config.adapters.onebot[0].clone(), submitted)
         .await

@@ -69,6 +69,10 @@ pub struct Scenario {
     /// Synthetic platform orders the samples are drawn from.
     #[serde(default = "orders_default")]
     pub orders: usize,
+    /// Draw samples from this platform-records CSV (the `records import` columns) instead of
+    /// generating orders; relative to the working directory.
+    #[serde(default)]
+    pub records: Option<std::path::PathBuf>,
     #[serde(default)]
     pub faults: Faults,
     pub groups: Vec<GroupSpec>,
@@ -178,8 +182,34 @@ impl Scenario {
         if !(s.rate_per_s > 0.0 && s.rate_per_s <= 10_000.0) {
             return Err(invalid("rate_per_s must be in (0, 10000]".into()));
         }
+        if let Some(path) = &s.records {
+            let orders = read_orders(path).map_err(&invalid)?;
+            if orders.is_empty() {
+                return Err(invalid(format!("{}: no orders", path.display())));
+            }
+        }
         Ok(s)
     }
+}
+
+/// Read a records CSV (header row with the `Order` columns; extra columns ignored). Rows with
+/// a phone that is not 11 digits are skipped: the sampler slices phones.
+pub fn read_orders(path: &Path) -> Result<Vec<Order>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut orders = Vec::new();
+    for (i, row) in reader.deserialize::<Order>().enumerate() {
+        let order = row.map_err(|e| format!("{} line {}: {e}", path.display(), i + 2))?;
+        if order.customer_phone.len() == 11
+            && order.customer_phone.bytes().all(|b| b.is_ascii_digit())
+            && order.created_at.len() >= 16
+        {
+            orders.push(order);
+        }
+    }
+    Ok(orders)
 }
 
 /// One synthetic platform order (the columns of `records import`).
@@ -261,6 +291,16 @@ fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
 
 impl Generator {
     pub fn new(scenario: &Scenario) -> Generator {
+        if let Some(orders) = scenario
+            .records
+            .as_deref()
+            .and_then(|p| read_orders(p).ok())
+        {
+            return Generator {
+                rng: StdRng::seed_from_u64(scenario.seed ^ 0x5eed),
+                orders,
+            };
+        }
         let mut rng = StdRng::seed_from_u64(scenario.seed);
         let mut orders = Vec::with_capacity(scenario.orders);
         let customers = (scenario.orders / 3).max(1);
@@ -623,6 +663,30 @@ mod tests {
         let seller = &s.groups[0].sellers[0];
         let offer = a.offer(seller);
         assert!(offer.contains("外卖"), "{offer}");
+    }
+
+    #[test]
+    fn samples_can_come_from_a_records_file() {
+        let s = Scenario::load(None).unwrap();
+        let g = Generator::new(&s);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.csv");
+        let mut f = std::fs::File::create(&path).unwrap();
+        g.write_orders_csv(&mut f).unwrap();
+        drop(f);
+        let text = DEFAULT_SCENARIO.replace(
+            "orders = 3000",
+            &format!("orders = 10\nrecords = {:?}", path),
+        );
+        let s2 = Scenario::parse(&text, "t").unwrap();
+        let mut g2 = Generator::new(&s2);
+        assert_eq!(g2.orders, g.orders);
+        let (_, rows) = g2.sample_text();
+        assert!(rows.iter().all(|r| {
+            g.orders
+                .iter()
+                .any(|o| o.customer_name == r.name && o.address == r.address)
+        }));
     }
 
     #[test]
