@@ -46,6 +46,8 @@ pub struct Config {
     pub api: ApiConfig,
     #[serde(default)]
     pub simulator: SimulatorConfig,
+    #[serde(default)]
+    pub matching: MatchingConfig,
     /// Where this configuration came from, for error messages.
     #[serde(skip)]
     pub source: String,
@@ -152,6 +154,37 @@ impl Default for ApiConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct MatchingConfig {
+    /// The blind-index HMAC key, 64 hex digits, from this environment variable…
+    pub key_env: String,
+    /// …or from this file (relative to data_root), created with mode 0600 by the first
+    /// `records import` when no key is set. Never written to the ledger, logs or bundles.
+    pub key_file: PathBuf,
+    /// Where the local index lives (relative to data_root).
+    pub index_dir: PathBuf,
+    /// Check against a remote platform lookup (tokens only) instead of the local index.
+    pub remote_url: Option<String>,
+    /// Environment variable holding the remote lookup's bearer token.
+    pub remote_token_env: String,
+    /// Match every extracted sample during capture (when a source is available).
+    pub auto: bool,
+}
+
+impl Default for MatchingConfig {
+    fn default() -> Self {
+        MatchingConfig {
+            key_env: "LEAKWATCH_INDEX_KEY".into(),
+            key_file: PathBuf::from("keys/index.key"),
+            index_dir: PathBuf::from("matching"),
+            remote_url: None,
+            remote_token_env: "LEAKWATCH_LOOKUP_TOKEN".into(),
+            auto: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct SimulatorConfig {
     /// Run the built-in marketplace simulator inside `serve` (the demo set-up).
     pub enabled: bool,
@@ -161,6 +194,9 @@ pub struct SimulatorConfig {
     pub scenario: Option<PathBuf>,
     /// Submit the scenario's groups at start, as intake staff would (demo only).
     pub submit_groups: bool,
+    /// Import the scenario's synthetic platform orders into the local index at start when it is
+    /// empty, so the demo can verify samples (demo only).
+    pub import_records: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -171,6 +207,7 @@ impl Default for SimulatorConfig {
             token: None,
             scenario: None,
             submit_groups: false,
+            import_records: false,
         }
     }
 }

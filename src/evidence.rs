@@ -3,6 +3,8 @@
 //! This is the one place that knows how the parts under `evidence/` fit together; commands and
 //! the server open an [`Evidence`] and use its parts.
 
+use std::path::Path;
+
 use crate::blobs::{BlobError, BlobStore, DataKey};
 use crate::config::Config;
 use crate::durable;
@@ -80,31 +82,51 @@ pub fn open_blobs(config: &Config, create: bool) -> Result<BlobStore, EvidenceEr
 }
 
 fn load_data_key(config: &Config, create: bool) -> Result<DataKey, EvidenceError> {
-    let env = &config.blobs.key_env;
+    let blobs_dir = config.blobs_dir();
+    let may_create = create && BlobStore::is_empty_dir(&blobs_dir);
+    let why = format!(
+        "the blobs in {} cannot be read without their data key",
+        blobs_dir.display()
+    );
+    let bytes = load_secret_key(
+        &config.blobs.key_env,
+        &config.data_key_file(),
+        may_create,
+        &why,
+    )?;
+    Ok(DataKey::new(bytes))
+}
+
+/// A 32-byte secret from environment variable `env` (64 hex digits), else from `path`. When
+/// neither exists and `may_create` is set, a new random key is written to `path` (mode 0600);
+/// otherwise the error says `why_needed`. The key itself never appears in an error or a log.
+pub fn load_secret_key(
+    env: &str,
+    path: &Path,
+    may_create: bool,
+    why_needed: &str,
+) -> Result<[u8; 32], EvidenceError> {
+    let parse = |text: &str| -> Option<[u8; 32]> { hex::decode(text.trim()).ok()?.try_into().ok() };
     if let Ok(text) = std::env::var(env) {
-        return DataKey::from_hex(&text).ok_or_else(|| EvidenceError::Key {
+        return parse(&text).ok_or_else(|| EvidenceError::Key {
             path: format!("environment variable {env}"),
             detail: "expected 64 hex digits (a 32-byte key)".into(),
         });
     }
-    let path = config.data_key_file();
-    match std::fs::read_to_string(&path) {
-        Ok(text) => DataKey::from_hex(&text).ok_or_else(|| EvidenceError::Key {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text).ok_or_else(|| EvidenceError::Key {
             path: path.display().to_string(),
             detail: "bad key file: expected 64 hex digits (a 32-byte key)".into(),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let blobs_dir = config.blobs_dir();
-            if !create || !BlobStore::is_empty_dir(&blobs_dir) {
+            if !may_create {
                 return Err(EvidenceError::Key {
                     path: path.display().to_string(),
-                    detail: format!(
-                        "missing key file and {env} is not set; the blobs in {} cannot be read without their data key",
-                        blobs_dir.display()
-                    ),
+                    detail: format!("missing key file and {env} is not set; {why_needed}"),
                 });
             }
-            let key = DataKey::generate();
+            let mut key = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
             let io = |source: std::io::Error| EvidenceError::Key {
                 path: path.display().to_string(),
                 detail: source.to_string(),
@@ -112,8 +134,8 @@ fn load_data_key(config: &Config, create: bool) -> Result<DataKey, EvidenceError
             if let Some(parent) = path.parent() {
                 durable::create_dir_all_synced(parent).map_err(io)?;
             }
-            durable::write_atomic(&path, key.to_hex().as_bytes(), 0o600).map_err(io)?;
-            tracing::info!(path = %path.display(), "blobs: created a new data key");
+            durable::write_atomic(path, hex::encode(key).as_bytes(), 0o600).map_err(io)?;
+            tracing::info!(path = %path.display(), "created a new key");
             Ok(key)
         }
         Err(e) => Err(EvidenceError::Key {

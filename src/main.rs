@@ -517,6 +517,18 @@ fn summary(body: &EntryBody) -> String {
                 gen_time.as_deref().unwrap_or("?")
             ),
         },
+        EntryBody::Matched {
+            case,
+            rows_checked,
+            rows_matched,
+            distinct_customers,
+            suspects,
+            ..
+        } => format!(
+            "case={} rows={rows_checked} matched={rows_matched} customers={distinct_customers} suspects={}",
+            case.as_deref().unwrap_or("-"),
+            suspects.first().map(String::as_str).unwrap_or("-")
+        ),
         EntryBody::Synthetic { seq, blob, .. } => match blob {
             Some(b) => format!("seq={seq} blob={}", b.sha256),
             None => format!("seq={seq}"),

@@ -321,6 +321,24 @@ async fn kill_9_mid_capture_loses_nothing_and_backfills_the_gap() {
             .status()
             .is_success()
     );
+    // While serve holds the ledger, `submit` hands the link to its API.
+    wait_http(&format!("http://{}/healthz", s.config().api.listen)).await;
+    let out = tokio::task::block_in_place(|| {
+        for _ in 0..100 {
+            let out = s.run(&[
+                "submit",
+                "https://qm.qq.com/cgi-bin/qm/qr?k=x&group_code=800000001",
+            ]);
+            if out.status.success() {
+                return String::from_utf8_lossy(&out.stdout).into_owned();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("submit never reached the running server");
+    });
+    assert!(out.contains("opened for qq:800000001"), "{out}");
+    let err = tokio::task::block_in_place(|| s.fails(&["submit", "not a link"]));
+    assert!(err.contains("not a QQ group number"), "{err}");
     for round in 0..3 {
         tokio::time::sleep(Duration::from_millis(700 + round * 300)).await;
         serve.kill().unwrap(); // SIGKILL

@@ -157,6 +157,31 @@ pub enum EntryBody {
         rows_blob: Option<BlobRef>,
         notes: Vec<String>,
     },
+    /// Sample rows were checked against the platform's order records. The full report (order
+    /// ids, per-row results, suspects with their evidence) is a blob; the figures police and
+    /// reviewers need first are here. Inputs are named by hash; the blind-index key never
+    /// appears.
+    Matched {
+        /// The case, when the sample came from a captured group (`None` for `leakwatch match`).
+        case: Option<String>,
+        /// The `extracted` entry the rows came from, if any.
+        extraction: Option<u64>,
+        /// SHA-256 of the sample (rows blob or the file checked).
+        input: BlobId,
+        /// `local` or the remote lookup's URL.
+        source: String,
+        matcher: String,
+        rows_checked: u64,
+        rows_matched: u64,
+        distinct_customers: u64,
+        distinct_orders: u64,
+        first_order_at: Option<String>,
+        last_order_at: Option<String>,
+        canary_partners: Vec<String>,
+        /// The leading suspects, `kind:id` with lift, strongest first.
+        suspects: Vec<String>,
+        report: BlobRef,
+    },
     /// An RFC 3161 time-stamp over a signed checkpoint, or why the TSA failed.
     Timestamped {
         checkpoint_size: u64,
@@ -189,6 +214,7 @@ impl EntryBody {
             | EntryBody::MediaRefused { case, .. }
             | EntryBody::Extracted { case, .. } => Some(case),
             EntryBody::Captured(c) => Some(&c.case),
+            EntryBody::Matched { case, .. } => case.as_deref(),
             EntryBody::Timestamped { .. } | EntryBody::Synthetic { .. } => None,
         }
     }
@@ -205,6 +231,7 @@ impl EntryBody {
             EntryBody::MediaRefused { .. } => "media_refused",
             EntryBody::Extracted { .. } => "extracted",
             EntryBody::Timestamped { .. } => "timestamped",
+            EntryBody::Matched { .. } => "matched",
             EntryBody::Synthetic { .. } => "synthetic",
         }
     }

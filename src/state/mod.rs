@@ -70,6 +70,26 @@ pub struct CaseView {
     pub ended: Option<String>,
 }
 
+/// A finding: a verified sample from a watched group, waiting for review.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingView {
+    /// `F-<ledger index of the matched entry>`.
+    pub finding: String,
+    pub case: String,
+    pub matched_entry: u64,
+    pub rows_checked: u64,
+    pub rows_matched: u64,
+    pub distinct_customers: u64,
+    pub distinct_orders: u64,
+    pub first_order_at: Option<String>,
+    pub last_order_at: Option<String>,
+    pub canary_partners: Vec<String>,
+    pub suspects: Vec<String>,
+    /// `new` until review (the review stage moves it on).
+    pub status: String,
+    pub created_at: String,
+}
+
 /// Where the next history backfill of a group starts: the newest message of the last completed
 /// backfill. Only a completed backfill moves it — live captures do not, so a crash between
 /// them can never make a later backfill skip a gap.
@@ -117,6 +137,7 @@ pub struct State {
     captures: sled::Tree,
     case_entries: sled::Tree,
     cursors: sled::Tree,
+    findings: sled::Tree,
 }
 
 fn store_err(dir: &Path) -> impl Fn(sled::Error) -> StateError + '_ {
@@ -231,6 +252,7 @@ impl State {
             captures: tree("captures")?,
             case_entries: tree("case_entries")?,
             cursors: tree("cursors")?,
+            findings: tree("findings")?,
             dir: dir.to_path_buf(),
             db,
         })
@@ -371,7 +393,42 @@ impl State {
             EntryBody::GroupEnded { case, reason, .. } => {
                 self.update_case(case, |v| v.ended = Some(reason.clone()))?;
             }
+            EntryBody::Matched {
+                case: Some(case),
+                rows_checked,
+                rows_matched,
+                distinct_customers,
+                distinct_orders,
+                first_order_at,
+                last_order_at,
+                canary_partners,
+                suspects,
+                ..
+            } if *rows_matched > 0 => {
+                let view = FindingView {
+                    finding: format!("F-{index}"),
+                    case: case.clone(),
+                    matched_entry: index,
+                    rows_checked: *rows_checked,
+                    rows_matched: *rows_matched,
+                    distinct_customers: *distinct_customers,
+                    distinct_orders: *distinct_orders,
+                    first_order_at: first_order_at.clone(),
+                    last_order_at: last_order_at.clone(),
+                    canary_partners: canary_partners.clone(),
+                    suspects: suspects.clone(),
+                    status: "new".into(),
+                    created_at: entry.at.clone(),
+                };
+                self.findings
+                    .insert(
+                        view.finding.as_bytes(),
+                        serde_json::to_vec(&view).unwrap_or_default(),
+                    )
+                    .map_err(&err)?;
+            }
             EntryBody::Custody { .. }
+            | EntryBody::Matched { .. }
             | EntryBody::MediaRefused { .. }
             | EntryBody::Extracted { .. }
             | EntryBody::Timestamped { .. }
@@ -398,6 +455,19 @@ impl State {
             self.put_case(&view)?;
         }
         Ok(())
+    }
+
+    /// Every finding, oldest first.
+    pub fn findings(&self) -> Result<Vec<FindingView>, StateError> {
+        let mut out: Vec<FindingView> = Vec::new();
+        for kv in self.findings.iter() {
+            let (_, v) = kv.map_err(store_err(&self.dir))?;
+            if let Ok(f) = serde_json::from_slice(&v) {
+                out.push(f);
+            }
+        }
+        out.sort_by_key(|f| f.matched_entry);
+        Ok(out)
     }
 
     /// Where the next backfill of a group starts (see [`CaptureCursor`]).
