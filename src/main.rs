@@ -341,6 +341,7 @@ fn ledger_command(config: &Config, cmd: LedgerCommand) -> Result<()> {
                     "root": hex::encode(report.root),
                     "blobs_checked": report.blobs_checked,
                     "checkpoints": report.checkpoints,
+                    "timestamps_checked": report.timestamps_checked,
                     "torn_tail": report.torn_tail.as_ref().map(|t| serde_json::json!({
                         "segment": t.segment.display().to_string(),
                         "offset": t.offset,
@@ -351,10 +352,11 @@ fn ledger_command(config: &Config, cmd: LedgerCommand) -> Result<()> {
                 println!("{value}");
             } else {
                 println!(
-                    "ok: {} entries, {} blobs, {} checkpoints; root {}",
+                    "ok: {} entries, {} blobs, {} checkpoints, {} time-stamps; root {}",
                     report.entries,
                     report.blobs_checked,
                     report.checkpoints,
+                    report.timestamps_checked,
                     hex::encode(report.root)
                 );
                 if let Some(t) = &report.torn_tail {

@@ -466,11 +466,9 @@ impl CaptureService {
         message: ChatMessage,
     ) -> Result<Option<u64>, CaptureError> {
         let case = case.to_string();
-        let adapter_name = format!("onebot:{}", adapter.name());
-        let adapter_name = if adapter.platform() == Platform::Telegram {
-            format!("telegram:{}", adapter.name())
-        } else {
-            adapter_name
+        let adapter_name = match adapter.platform() {
+            Platform::Qq => format!("onebot:{}", adapter.name()),
+            Platform::Telegram => format!("telegram:{}", adapter.name()),
         };
         let account = adapter.account().unwrap_or_default();
         let who = actor(adapter.as_ref());

@@ -7,6 +7,8 @@
 //! file it concerns.
 
 use std::collections::BTreeSet;
+
+use sha2::Digest;
 use std::path::PathBuf;
 
 use super::merkle::{self, Hash, MerkleTree};
@@ -26,6 +28,12 @@ pub enum VerifyError {
     },
     #[error("{path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },
+    #[error("entry {index}: time-stamp token from {tsa}: {reason}")]
+    Timestamp {
+        index: u64,
+        tsa: String,
+        reason: String,
+    },
     #[error(
         "{segment}: entry {index} (byte {offset}) is incomplete ({reason}), but a signed checkpoint covers {covered} entries"
     )]
@@ -44,6 +52,8 @@ pub struct VerifyReport {
     pub root: Hash,
     pub blobs_checked: usize,
     pub checkpoints: usize,
+    /// RFC 3161 tokens re-checked against the checkpoint bytes they cover.
+    pub timestamps_checked: usize,
     /// An incomplete record after the last entry, not covered by a checkpoint: the trace of an
     /// interrupted write, cut on the next writable open. Not a failure.
     pub torn_tail: Option<TornTail>,
@@ -58,6 +68,7 @@ pub fn verify(
     let size = ledger.size();
     let mut tree = MerkleTree::new();
     let mut seen: BTreeSet<BlobId> = BTreeSet::new();
+    let mut tokens: Vec<(u64, u64, String, BlobId)> = Vec::new();
     for index in 0..size {
         let bytes = ledger.read_bytes(index)?;
         let entry = super::entry::LedgerEntry::from_bytes(&bytes).map_err(|e| {
@@ -71,6 +82,15 @@ pub fn verify(
             }
         })?;
         tree.push(merkle::leaf_hash(&bytes));
+        if let super::entry::EntryBody::Timestamped {
+            checkpoint_size,
+            tsa,
+            token: Some(token),
+            ..
+        } = &entry.body
+        {
+            tokens.push((index, *checkpoint_size, tsa.clone(), token.sha256));
+        }
         for r in entry.body.blob_refs() {
             if !seen.insert(r.sha256) {
                 continue;
@@ -150,7 +170,27 @@ pub fn verify(
         merkle::verify_consistency(old_size, size, &old_root, &root, &proof)
             .map_err(LedgerError::from)?;
     }
+    // Each stored time-stamp token must cover the exact bytes of the checkpoint it names.
+    for (index, cp_size, tsa, token) in &tokens {
+        let fail = |reason: String| VerifyError::Timestamp {
+            index: *index,
+            tsa: tsa.clone(),
+            reason,
+        };
+        let path = ledger
+            .dir()
+            .join("checkpoints")
+            .join(super::checkpoint_file_name(*cp_size));
+        let note = std::fs::read(&path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
+        let der = blobs.get(token).map_err(|e| fail(e.to_string()))?;
+        let (_, info) =
+            crate::timestamp::parse_response(tsa, &der).map_err(|e| fail(e.to_string()))?;
+        let digest: [u8; 32] = sha2::Sha256::digest(&note).into();
+        crate::timestamp::check_token(tsa, &info, &digest, None)
+            .map_err(|e| fail(e.to_string()))?;
+    }
     Ok(VerifyReport {
+        timestamps_checked: tokens.len(),
         entries: size,
         root: tree.root(),
         blobs_checked: seen.len(),

@@ -502,11 +502,6 @@ impl State {
         Ok(())
     }
 
-    /// Record that entries up to `size` were applied one by one by a live writer.
-    pub fn advance(&self, size: u64, root: &[u8; 32]) -> Result<(), StateError> {
-        self.mark_applied(size, root)
-    }
-
     pub fn flush(&self) -> Result<(), StateError> {
         self.db.flush().map_err(store_err(&self.dir))?;
         Ok(())
