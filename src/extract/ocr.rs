@@ -46,7 +46,10 @@ fn ocr_run(program: &str, bytes: &[u8], timeout: Duration) -> Option<Result<Stri
         Err(e) => return Some(Err(format!("could not stage the image: {e}"))),
     };
     let mut cmd = Command::new(program);
-    cmd.arg(image.path()).args(["stdout", "-l", "chi_sim+eng"]);
+    // `--psm 6`: a uniform block of text, which is what screenshots of sample tables are; the
+    // default page segmentation splits their rows into fragments.
+    cmd.arg(image.path())
+        .args(["stdout", "-l", "chi_sim+eng", "--psm", "6"]);
     let result = run_capped(program, cmd, timeout);
     // Removed only after the program has exited or been killed.
     drop(image);

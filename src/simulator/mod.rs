@@ -329,7 +329,8 @@ impl Sim {
                 }]
             }
             (PostKind::Image, None) => {
-                let bytes = generator.screenshot();
+                let (bytes, rows) = generator.screenshot();
+                truth = rows;
                 let size = bytes.len();
                 let key = self.store_media("screenshot.png", bytes, "image/png");
                 vec![

@@ -279,10 +279,20 @@ pub struct TruthRow {
     pub address: String,
 }
 
+/// Where the simulator looks for a CJK font to draw screenshots with (Debian
+/// `fonts-wqy-microhei`). Without it, screenshots carry no text.
+pub const SCREENSHOT_FONT: &str = "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc";
+
 /// Deterministic content from the scenario's seed.
 pub struct Generator {
     rng: StdRng,
     pub orders: Vec<Order>,
+    font: Option<fontdue::Font>,
+}
+
+fn load_font() -> Option<fontdue::Font> {
+    let bytes = std::fs::read(SCREENSHOT_FONT).ok()?;
+    fontdue::Font::from_bytes(bytes, fontdue::FontSettings::default()).ok()
 }
 
 fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
@@ -299,6 +309,7 @@ impl Generator {
             return Generator {
                 rng: StdRng::seed_from_u64(scenario.seed ^ 0x5eed),
                 orders,
+                font: load_font(),
             };
         }
         let mut rng = StdRng::seed_from_u64(scenario.seed);
@@ -346,6 +357,7 @@ impl Generator {
         Generator {
             rng: StdRng::seed_from_u64(scenario.seed ^ 0x5eed),
             orders,
+            font: load_font(),
         }
     }
 
@@ -504,10 +516,39 @@ impl Generator {
         }
     }
 
-    /// A "screenshot": a small real PNG.
-    pub fn screenshot(&mut self) -> Vec<u8> {
-        let shade = self.rng.gen_range(180..250u8);
-        png(64, 48, shade)
+    /// A screenshot of sample rows, as sellers post them: a real PNG with the rows drawn in a
+    /// CJK font (so OCR has something to read), with the rows as truth. Without the font, a
+    /// plain image and no rows.
+    pub fn screenshot(&mut self) -> (Vec<u8>, Vec<TruthRow>) {
+        let Some(font) = self.font.clone() else {
+            let shade = self.rng.gen_range(180..250u8);
+            return (png(&vec![shade; 64 * 48], 64, 48), Vec::new());
+        };
+        let n = self.rng.gen_range(2..5);
+        let (lines, truth): (Vec<String>, Vec<TruthRow>) = (0..n)
+            .map(|_| {
+                // Screenshots show full numbers: masked ones are too short for OCR to be sure of.
+                let o = self.order();
+                let when = format!(
+                    "{}-{} {}",
+                    &o.created_at[5..7],
+                    &o.created_at[8..10],
+                    &o.created_at[11..16]
+                );
+                let line = format!(
+                    "{} {} {} {}",
+                    o.customer_name, o.customer_phone, o.address, when
+                );
+                let row = TruthRow {
+                    name: o.customer_name.clone(),
+                    phone: Some(o.customer_phone.clone()),
+                    masked_phone: None,
+                    address: o.address.clone(),
+                };
+                (line, row)
+            })
+            .unzip();
+        (render_lines(&font, &lines, 30.0), truth)
     }
 
     /// Which kind of post comes next, by the group's mix weights.
@@ -601,16 +642,52 @@ fn xlsx(rows: &[Vec<String>]) -> Vec<u8> {
     buf.into_inner()
 }
 
-/// A grey-scale PNG with horizontal bands (like a screenshot of a table), encoded by hand
-/// with stored (uncompressed) deflate blocks: PNG spec §11, RFC 1950/1951.
-fn png(width: u32, height: u32, shade: u8) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(((width + 1) * height) as usize);
-    for y in 0..height {
-        raw.push(0); // filter: none
-        for x in 0..width {
-            let band = if y % 8 < 2 || x < 2 { 40 } else { shade };
-            raw.push(band);
+/// Draw lines of text, dark on white, into a grey-scale PNG.
+fn render_lines(font: &fontdue::Font, lines: &[String], px: f32) -> Vec<u8> {
+    let line_height = (px * 1.6) as usize;
+    let margin = 20usize;
+    let width = lines
+        .iter()
+        .map(|l| {
+            l.chars()
+                .map(|c| font.metrics(c, px).advance_width.ceil() as usize)
+                .sum::<usize>()
+        })
+        .max()
+        .unwrap_or(0)
+        + 2 * margin;
+    let height = lines.len() * line_height + 2 * margin;
+    let mut pixels = vec![255u8; width * height];
+    for (i, line) in lines.iter().enumerate() {
+        let baseline = margin + i * line_height + px as usize;
+        let mut pen = margin as f32;
+        for c in line.chars() {
+            let (m, bitmap) = font.rasterize(c, px);
+            let left = pen as i64 + m.xmin as i64;
+            let top = baseline as i64 - m.height as i64 - m.ymin as i64;
+            for y in 0..m.height {
+                for x in 0..m.width {
+                    let (px_x, px_y) = (left + x as i64, top + y as i64);
+                    if px_x >= 0 && px_y >= 0 && (px_x as usize) < width && (px_y as usize) < height
+                    {
+                        let at = px_y as usize * width + px_x as usize;
+                        pixels[at] = pixels[at].min(255 - bitmap[y * m.width + x]);
+                    }
+                }
+            }
+            pen += m.advance_width;
         }
+    }
+    png(&pixels, width as u32, height as u32)
+}
+
+/// A grey-scale PNG, encoded by hand with stored (uncompressed) deflate blocks: PNG spec §11,
+/// RFC 1950/1951.
+fn png(pixels: &[u8], width: u32, height: u32) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(((width + 1) * height) as usize);
+    for row in pixels.chunks(width.max(1) as usize).take(height as usize) {
+        raw.push(0); // filter: none
+        raw.extend_from_slice(row);
     }
     let mut z = vec![0x78, 0x01];
     for (i, chunk) in raw.chunks(65_535).enumerate() {
@@ -691,7 +768,7 @@ mod tests {
 
     #[test]
     fn generated_files_are_real_formats() {
-        let p = png(10, 10, 200);
+        let p = png(&[200; 100], 10, 10);
         assert_eq!(&p[..8], b"\x89PNG\r\n\x1a\n");
         let x = xlsx(&[vec!["姓名".into(), "电话".into()]]);
         let mut zip = zip::ZipArchive::new(std::io::Cursor::new(x)).unwrap();
@@ -707,5 +784,39 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.starts_with("s.toml: invalid scenario"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod ocr_tests {
+    use super::*;
+
+    /// With the font and tesseract installed (as `.ci/run` installs them), the screenshots the
+    /// simulator posts can be read back by OCR and their phones extracted.
+    #[test]
+    fn screenshots_are_readable_by_ocr() {
+        let s = Scenario::load(None).unwrap();
+        let mut g = Generator::new(&s);
+        if g.font.is_none() {
+            panic!("{SCREENSHOT_FONT} is missing: install fonts-wqy-microhei (.ci/run does)");
+        }
+        let (png, truth) = g.screenshot();
+        let text = match crate::extract::ocr_image(&png) {
+            Some(Ok(t)) => t,
+            other => panic!(
+                "OCR unavailable or failed ({other:?}): install tesseract-ocr-chi-sim (.ci/run does)"
+            ),
+        };
+        let rows = crate::extract::extract_text(&text).rows;
+        let phones: Vec<String> = rows.iter().filter_map(|r| r.phone.clone()).collect();
+        let found = truth
+            .iter()
+            .filter(|t| t.phone.as_ref().is_some_and(|p| phones.contains(p)))
+            .count();
+        assert!(
+            found * 2 >= truth.len(),
+            "OCR found {found} of {} phones in {text:?}",
+            truth.len()
+        );
     }
 }

@@ -232,16 +232,27 @@ impl State {
     }
 
     fn open_raw(dir: &Path) -> Result<State, StateError> {
-        // sled can panic on some kinds of on-disk damage instead of returning an error; a
-        // damaged view must lead to a rebuild, never to a crash.
-        let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).open());
-        let db = match opened {
-            Ok(r) => r.map_err(store_err(dir))?,
-            Err(_) => {
-                return Err(StateError::Store {
-                    path: dir.display().to_string(),
-                    message: "store panicked while opening (damaged files)".into(),
-                });
+        // The state is only ever opened behind the ledger's exclusive lock, so a held sled lock
+        // can only be our own instance that was just dropped (sled releases its file lock from a
+        // background thread): wait for it briefly rather than mistaking it for damage.
+        let mut attempt = 0;
+        let db = loop {
+            // sled can panic on some kinds of on-disk damage instead of returning an error; a
+            // damaged view must lead to a rebuild, never to a crash.
+            let opened = std::panic::catch_unwind(|| sled::Config::new().path(dir).open());
+            match opened {
+                Ok(Ok(db)) => break db,
+                Ok(Err(e)) if attempt < 100 && e.to_string().contains("could not acquire lock") => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Ok(Err(e)) => return Err(store_err(dir)(e)),
+                Err(_) => {
+                    return Err(StateError::Store {
+                        path: dir.display().to_string(),
+                        message: "store panicked while opening (damaged files)".into(),
+                    });
+                }
             }
         };
         let tree = |name: &str| db.open_tree(name).map_err(store_err(dir));
