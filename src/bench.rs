@@ -280,7 +280,8 @@ pub async fn capture(dir: &Path, messages: u64) -> Result<CaptureFigures, String
         .await
         .map_err(|e| e.to_string())?;
     let adapter: Arc<dyn ChatAdapter> = Arc::new(adapter);
-    let svc = crate::capture::CaptureService::new(ev.clone(), vec![adapter], Default::default());
+    let svc =
+        crate::capture::CaptureService::new(ev.clone(), vec![adapter], Default::default(), None);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     svc.set_observer(tx);
     let _tasks = svc.start().map_err(|e| e.to_string())?;
@@ -334,6 +335,63 @@ pub async fn capture(dir: &Path, messages: u64) -> Result<CaptureFigures, String
         p99: pct(0.99),
     };
     drop(svc);
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(figures)
+}
+
+/// Matching at scale: import rate and index size for generated records, and the time to check
+/// a sample once the index is open.
+#[derive(Debug, Clone)]
+pub struct MatchFigures {
+    pub records: u64,
+    pub import: Duration,
+    pub index_bytes: u64,
+    pub sample_rows: usize,
+    pub check: Duration,
+    pub rows_matched: u64,
+    pub peak_rss_bytes: Option<u64>,
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+pub fn matching(dir: &Path, records: u64, sample_rows: usize) -> Result<MatchFigures, String> {
+    use crate::matching::generator::{self, Plant};
+    use crate::matching::{BlindKey, LocalIndex, Matcher};
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let csv = dir.join("records.csv");
+    let truth =
+        generator::write_records_csv(&csv, records, 42, Plant::Rider).map_err(|e| e.to_string())?;
+    let key = BlindKey::generate();
+    let index_dir = dir.join("index");
+    let start = Instant::now();
+    let report =
+        LocalIndex::import(&index_dir, &key, &csv, &|_, _| {}).map_err(|e| e.to_string())?;
+    let import = start.elapsed();
+    let _ = std::fs::remove_file(&csv);
+    let index = LocalIndex::open(&index_dir, &key).map_err(|e| e.to_string())?;
+    let (rows, _) = generator::sample(&truth, sample_rows, 43);
+    let start = Instant::now();
+    let result = Matcher::new(&index, &key)
+        .check(&rows, truth.year)
+        .map_err(|e| e.to_string())?;
+    let check = start.elapsed();
+    let figures = MatchFigures {
+        records: report.imported,
+        import,
+        index_bytes: index.size_bytes(),
+        sample_rows: rows.len(),
+        check,
+        rows_matched: result.rows_matched,
+        peak_rss_bytes: peak_rss(),
+    };
+    drop(index);
     let _ = std::fs::remove_dir_all(dir);
     Ok(figures)
 }

@@ -45,6 +45,20 @@ enum Command {
         #[arg(long)]
         note: Option<String>,
     },
+    /// Platform order records: the blind index samples are checked against.
+    #[command(subcommand)]
+    Records(RecordsCommand),
+    /// Check a sample file (txt / csv / xlsx, as sellers post them) against the records; the run
+    /// is a ledger entry.
+    Match {
+        file: PathBuf,
+        /// Attach the result to this case.
+        #[arg(long)]
+        case: Option<String>,
+        /// Print the full report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the OneBot v11 marketplace simulator (for tests, training and the demo).
     Simulate {
         /// Address to listen on (forward WebSocket, HTTP API, media, control API).
@@ -116,6 +130,18 @@ enum LedgerCommand {
 }
 
 #[derive(Subcommand)]
+enum RecordsCommand {
+    /// Import order records (CSV or JSONL) into the blind index: tokens only, no raw personal
+    /// data. Resumes an interrupted import of the same file.
+    Import {
+        file: PathBuf,
+        /// Also import an access log (order_id, actor_kind, actor_id, action, at).
+        #[arg(long)]
+        access_log: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum AdminCommand {
     /// Throw the state store away and rebuild it from the ledger; prints the state digest.
     RebuildState,
@@ -134,6 +160,17 @@ enum BenchCommand {
         /// Messages the simulator bursts.
         #[arg(long, default_value_t = 2_000)]
         messages: u64,
+        /// Scratch directory (default: <data_root>/bench-tmp); removed afterwards.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Matching: import rate and index size for generated records, and the time to check a
+    /// sample against the open index.
+    Match {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+        #[arg(long, default_value_t = 5_000)]
+        sample: usize,
         /// Scratch directory (default: <data_root>/bench-tmp); removed afterwards.
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -186,6 +223,10 @@ fn run(cli: Cli) -> Result<()> {
             serve(&config)
         }
         Command::Submit { link, note } => submit(&config, &link, note.as_deref()),
+        Command::Records(RecordsCommand::Import { file, access_log }) => {
+            records_import(&config, &file, access_log.as_deref())
+        }
+        Command::Match { file, case, json } => match_file(&config, &file, case.as_deref(), json),
         Command::Simulate {
             listen,
             token,
@@ -318,6 +359,127 @@ fn submit(config: &Config, link: &str, note: Option<&str>) -> Result<()> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+fn records_import(config: &Config, file: &Path, access_log: Option<&Path>) -> Result<()> {
+    use leakwatch::sample_check::{blind_key, index_dir, local_index_exists};
+    if !file.is_file() {
+        bail!("{}: no such records file", file.display());
+    }
+    let key = blind_key(config, !local_index_exists(config))?;
+    let dir = index_dir(config);
+    let report = with_progress("importing records", |p| {
+        leakwatch::matching::LocalIndex::import(&dir, &key, file, p)
+    })?;
+    if let Some(from) = report.resumed_from {
+        println!("resumed an interrupted import at byte {from}");
+    }
+    println!(
+        "{}: {} rows read, {} imported, {} skipped",
+        file.display(),
+        report.rows,
+        report.imported,
+        report.skipped_total
+    );
+    for (line, why) in report.skipped.iter().take(20) {
+        println!("  line {line}: {why}");
+    }
+    if report.skipped_total > 20 {
+        println!("  … and {} more skipped rows", report.skipped_total - 20);
+    }
+    if let Some(log) = access_log {
+        let r = leakwatch::matching::LocalIndex::import_access_log(&dir, log)?;
+        println!(
+            "{}: {} access events imported, {} skipped",
+            log.display(),
+            r.imported,
+            r.skipped_total
+        );
+        for (line, why) in r.skipped.iter().take(20) {
+            println!("  line {line}: {why}");
+        }
+    }
+    Ok(())
+}
+
+fn match_file(config: &Config, file: &Path, case: Option<&str>, json: bool) -> Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let extraction = leakwatch::extract::extract_file(&name, &bytes);
+    if extraction.rows.is_empty() {
+        bail!(
+            "{}: no sample rows found (a row needs a phone or masked phone and a name or address){}",
+            file.display(),
+            extraction
+                .notes
+                .first()
+                .map(|n| format!("; {n}"))
+                .unwrap_or_default()
+        );
+    }
+    let checker = leakwatch::sample_check::SampleChecker::from_config(config)?
+        .ok_or(leakwatch::sample_check::CheckError::NoSource)?;
+    let ev = Evidence::open(config, &|_, _| {})?;
+    if let Some(c) = case
+        && ev.state.case(c)?.is_none()
+    {
+        bail!("{c}: no such case");
+    }
+    let input = ev.blobs.put(&bytes)?;
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let (index, report) = checker.check_and_record(
+        &ev,
+        &format!("cli:{user}"),
+        case,
+        None,
+        input,
+        &extraction.rows,
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{}: {} rows checked, {} matched (ledger entry {index})",
+        file.display(),
+        report.rows_checked,
+        report.rows_matched
+    );
+    for (level, n) in &report.by_level {
+        println!("  {level:<22} {n}");
+    }
+    println!(
+        "distinct customers: {}, distinct orders: {}",
+        report.distinct_customers, report.distinct_orders
+    );
+    let at = |t: Option<i64>| {
+        t.and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+            .map(|d| d.to_rfc3339())
+            .unwrap_or_else(|| "-".into())
+    };
+    println!(
+        "matched orders from {} to {}",
+        at(report.first_order_at),
+        at(report.last_order_at)
+    );
+    for c in &report.canary_hits {
+        println!("CANARY: order {} was issued to {}", c.order_id, c.partner);
+    }
+    for s in report.attribution.iter().take(5) {
+        println!(
+            "suspect {}:{}: {} of the matched orders (share {:.0}%, base {:.1}%, lift {:.1})",
+            s.actor_kind,
+            s.actor_id,
+            s.touched,
+            s.share * 100.0,
+            s.base_share * 100.0,
+            s.lift
+        );
+    }
+    Ok(())
 }
 
 fn print_submission(case: &str, new_case: bool, group: &str) {
@@ -645,6 +807,34 @@ fn bench_command(config: &Config, cmd: BenchCommand) -> Result<()> {
                 "  latency post->durable: p50 {:.1?}, p99 {:.1?}",
                 c.p50, c.p99
             );
+            Ok(())
+        }
+        BenchCommand::Match {
+            records,
+            sample,
+            dir,
+        } => {
+            let dir = dir.unwrap_or_else(|| config.data_root.join("bench-tmp"));
+            let f = leakwatch::bench::matching(&dir, records, sample)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            println!("matching ({} generated records)", f.records);
+            println!(
+                "  import              : {:>10.0} records/s ({:.2?})",
+                f.records as f64 / f.import.as_secs_f64().max(1e-9),
+                f.import
+            );
+            println!(
+                "  index size          : {:>10.1} MB ({:.0} bytes/record)",
+                f.index_bytes as f64 / 1e6,
+                f.index_bytes as f64 / f.records.max(1) as f64
+            );
+            println!(
+                "  check {} rows      : {:>10.1?} ({} matched)",
+                f.sample_rows, f.check, f.rows_matched
+            );
+            if let Some(rss) = f.peak_rss_bytes {
+                println!("  peak memory         : {:>10.0} MB", rss as f64 / 1e6);
+            }
             Ok(())
         }
         BenchCommand::Extract { rows } => {

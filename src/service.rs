@@ -226,6 +226,23 @@ pub async fn start(ev: Arc<Evidence>, config: &Config) -> Result<Running, Servic
         let adapter = OneBotAdapter::start(ob.clone(), submitted.clone()).await?;
         adapters.push(Arc::new(adapter));
     }
+    // Demo: the simulator's synthetic orders become the platform records to check against.
+    if let (Some(sim), true) = (&simulator, config.simulator.import_records)
+        && !crate::sample_check::local_index_exists(config)
+    {
+        import_simulator_records(sim, config).await?;
+    }
+    let checker = if config.matching.auto {
+        match crate::sample_check::SampleChecker::from_config(config) {
+            Ok(c) => c.map(Arc::new),
+            Err(e) => {
+                tracing::warn!("samples will not be checked against records: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let capture = CaptureService::new(
         ev.clone(),
         adapters,
@@ -233,6 +250,7 @@ pub async fn start(ev: Arc<Evidence>, config: &Config) -> Result<Running, Servic
             snapshot_interval: Duration::from_secs(config.capture.snapshot_interval_s.max(1)),
             join_retry: Duration::from_secs(config.capture.join_retry_s.max(1)),
         },
+        checker,
     );
     tasks.extend(capture.start()?);
 
@@ -265,6 +283,41 @@ pub async fn start(ev: Arc<Evidence>, config: &Config) -> Result<Running, Servic
         api_addr,
         tasks,
     })
+}
+
+/// Import the simulator's synthetic platform orders into the local index (the demo's records).
+async fn import_simulator_records(sim: &Simulator, config: &Config) -> Result<(), ServiceError> {
+    let fail = |message: String| ServiceError::Start {
+        what: "importing the simulator's records".into(),
+        message,
+    };
+    let csv_path = config.data_root.join("simulator-records.csv");
+    let mut file = std::fs::File::create(&csv_path)
+        .map_err(|e| fail(format!("{}: {e}", csv_path.display())))?;
+    sim.write_orders_csv(&mut file)
+        .map_err(|e| fail(e.to_string()))?;
+    drop(file);
+    let config = config.clone();
+    let path = csv_path.clone();
+    let report = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let key = crate::sample_check::blind_key(&config, true).map_err(|e| e.to_string())?;
+        crate::matching::LocalIndex::import(
+            &crate::sample_check::index_dir(&config),
+            &key,
+            &path,
+            &|_, _| {},
+        )
+        .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| fail(e.to_string()))?
+    .map_err(fail)?;
+    let _ = std::fs::remove_file(&csv_path);
+    tracing::info!(
+        orders = report.imported,
+        "demo: imported the simulator's orders as platform records"
+    );
+    Ok(())
 }
 
 /// Sign checkpoints on schedule and time-stamp them; retry failed TSAs later.

@@ -45,7 +45,7 @@ fn serve_config(
          [[adapters.onebot]]\nname = \"qq\"\nmode = \"forward-ws\"\nurl = \"ws://127.0.0.1:{sim_port}/\"\naccess_token = \"t\"\nallow_private_media = true\nreconnect_max_ms = 500\n\
          [capture]\njoin_retry_s = 1\n\
          [api]\nlisten = \"127.0.0.1:{api}\"\n\
-         [simulator]\nenabled = {embedded_sim}\nlisten = \"127.0.0.1:{sim_port}\"\ntoken = \"t\"\nsubmit_groups = {embedded_sim}\nscenario = {scenario:?}\n",
+         [simulator]\nenabled = {embedded_sim}\nlisten = \"127.0.0.1:{sim_port}\"\ntoken = \"t\"\nsubmit_groups = {embedded_sim}\nimport_records = {embedded_sim}\nscenario = {scenario:?}\n",
         api = free_port(),
     )
     .replace("{s_dir}", &s_dir.display().to_string())
@@ -253,6 +253,26 @@ async fn serve_captures_every_message_with_media_and_extracts_what_was_posted() 
             score.precision() >= 0.95 && score.recall() >= 0.95,
             "{field}: below 0.95"
         );
+    }
+
+    // Every sample was checked against the platform's records (the simulator's orders, imported
+    // as the demo does) and every row of it is a real order: findings with verified counts.
+    let findings = ev.state.findings().unwrap();
+    assert!(!findings.is_empty(), "no findings");
+    for i in 0..ev.ledger.size() {
+        if let EntryBody::Matched {
+            rows_checked,
+            rows_matched,
+            distinct_customers,
+            ..
+        } = ev.ledger.read_entry(i).unwrap().body
+        {
+            assert_eq!(
+                rows_matched, rows_checked,
+                "a real sample row was not verified"
+            );
+            assert!(distinct_customers >= 1 && distinct_customers <= rows_matched);
+        }
     }
 
     // The ledger verifies, and checkpoints were signed on schedule.

@@ -76,6 +76,8 @@ pub struct CaptureService {
     capture_lock: Arc<Mutex<()>>,
     monitors: Mutex<HashMap<GroupRef, mpsc::UnboundedSender<Signal>>>,
     ocr_available: bool,
+    /// Checks extracted samples against the platform's records, when a source is configured.
+    checker: Option<Arc<crate::sample_check::SampleChecker>>,
     /// Told (group, message id, when) after each message is durably captured (benchmarks).
     observer: Mutex<Option<mpsc::UnboundedSender<(GroupRef, String, std::time::Instant)>>>,
 }
@@ -111,6 +113,7 @@ impl CaptureService {
         ev: Arc<Evidence>,
         adapters: Vec<Arc<dyn ChatAdapter>>,
         settings: CaptureSettings,
+        checker: Option<Arc<crate::sample_check::SampleChecker>>,
     ) -> Arc<CaptureService> {
         let ocr_available = extract::ocr_image(&[]).is_some();
         Arc::new(CaptureService {
@@ -120,6 +123,7 @@ impl CaptureService {
             capture_lock: Arc::new(Mutex::new(())),
             monitors: Mutex::new(HashMap::new()),
             ocr_available,
+            checker,
             observer: Mutex::new(None),
         })
     }
@@ -474,13 +478,23 @@ impl CaptureService {
         let who = actor(adapter.as_ref());
         let ev = self.ev.clone();
         let ocr = self.ocr_available;
+        let checker = self.checker.clone();
         let lock = self.capture_lock.clone();
         let group = message.group.clone();
         let message_id = message.message_id.clone();
         // Blob writes and ledger appends fsync: keep them off the async workers.
         let result = tokio::task::spawn_blocking(move || {
             let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-            capture_blocking(&ev, &case, &adapter_name, &account, &who, &message, ocr)
+            capture_blocking(
+                &ev,
+                &case,
+                &adapter_name,
+                &account,
+                &who,
+                &message,
+                ocr,
+                checker.as_deref(),
+            )
         })
         .await
         .unwrap_or_else(|e| Err(CaptureError::Task(e.to_string())));
@@ -497,6 +511,7 @@ impl CaptureService {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn capture_blocking(
     ev: &Evidence,
     case: &str,
@@ -505,6 +520,7 @@ fn capture_blocking(
     who: &str,
     m: &ChatMessage,
     ocr: bool,
+    checker: Option<&crate::sample_check::SampleChecker>,
 ) -> Result<Option<u64>, CaptureError> {
     let platform = m.group.platform.as_str();
     if ev
@@ -585,7 +601,14 @@ fn capture_blocking(
         ))?;
     }
     // Extraction: the message text, then every preserved file and picture.
-    record_extraction(ev, case, index, raw.sha256, extract::extract_text(&m.text))?;
+    record_extraction(
+        ev,
+        case,
+        index,
+        raw.sha256,
+        extract::extract_text(&m.text),
+        checker,
+    )?;
     for (item, blob) in &media {
         let Ok(bytes) = &item.content else { continue };
         let extraction = match item.kind {
@@ -600,7 +623,7 @@ fn capture_blocking(
             }
             _ => continue,
         };
-        record_extraction(ev, case, index, blob.sha256, extraction)?;
+        record_extraction(ev, case, index, blob.sha256, extraction, checker)?;
     }
     Ok(Some(index))
 }
@@ -618,6 +641,7 @@ fn record_extraction(
     capture: u64,
     source: BlobId,
     ex: extract::Extraction,
+    checker: Option<&crate::sample_check::SampleChecker>,
 ) -> Result<(), CaptureError> {
     if ex.offer.is_none() && ex.rows.is_empty() && ex.notes.is_empty() {
         return Ok(());
@@ -633,11 +657,12 @@ fn record_extraction(
             pii: true,
         })
     };
+    let rows = ex.rows;
     let mut notes = ex.notes;
     if ex.truncated {
         notes.push("input longer than the extractor's cap: only its start was analysed".into());
     }
-    ev.record(&LedgerEntry::new(
+    let extraction = ev.record(&LedgerEntry::new(
         "extractor",
         EntryBody::Extracted {
             case: case.into(),
@@ -645,10 +670,30 @@ fn record_extraction(
             source,
             extractor: extract::EXTRACTOR_VERSION.into(),
             offer: ex.offer.and_then(|o| serde_json::to_value(o).ok()),
-            rows: ex.rows.len() as u64,
-            rows_blob,
+            rows: rows.len() as u64,
+            rows_blob: rows_blob.clone(),
             notes,
         },
     ))?;
+    // Verify the sample against the platform's records at once: a verified sample is a finding.
+    if let (Some(checker), Some(input)) = (checker, rows_blob) {
+        match checker.check_and_record(
+            ev,
+            "matcher",
+            Some(case),
+            Some(extraction),
+            input.sha256,
+            &rows,
+        ) {
+            Ok((_, report)) => tracing::info!(
+                case,
+                rows = report.rows_checked,
+                matched = report.rows_matched,
+                customers = report.distinct_customers,
+                "sample checked against the records"
+            ),
+            Err(e) => tracing::warn!(case, "checking a sample failed: {e}"),
+        }
+    }
     Ok(())
 }

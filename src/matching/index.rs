@@ -1,0 +1,1692 @@
+//! The local blind index: order records turned into keyed tokens and non-personal metadata,
+//! stored as flat binary files in one directory, built by a resumable, parallel import.
+//!
+//! # Directory layout
+//!
+//! - `manifest.json`: format version, the key check value, the fingerprint of the records file
+//!   (size + SHA-256 of its first MiB), the finished chunks (each with the input byte offset
+//!   and line it ends at), the first 1000 skipped rows, and the access log if imported.
+//!   Replaced atomically (write temp, fsync, rename, fsync directory).
+//! - `chunk-NNNNN.lwm`: one file per chunk of input rows (default 1M rows). Written to a temp
+//!   file, fsynced, renamed, and only then recorded in the manifest — so a chunk is either
+//!   fully there and listed, or ignored and rebuilt.
+//! - `access.lwa`: the access log, if imported.
+//!
+//! # Chunk file
+//!
+//! A 16-byte preamble (`LWMCHK01`, version u32, section count u32), then `orders` u32,
+//! reserved u32, `first_ref` u64, and a table of (offset u64, length u64) per section; all
+//! integers little-endian. Sections:
+//!
+//! | # | section | content |
+//! |---|---------|---------|
+//! | 0 | forward | one 80-byte record per order (layout at [`FWD_SIZE`]) |
+//! | 1 | address | u32 address tokens of all orders, back to back |
+//! | 2 | ids     | order id bytes, back to back |
+//! | 3–7 | postings | (token u64, local order u32) sorted, for phone, masked, name, pinyin, order-id hash |
+//! | 8–12 | fences | the token of every 128th posting, for each posting section |
+//! | 13 | time | (city u32, created_at i64, merchant u32, rider u32, partner u32) sorted |
+//! | 14 | time fences | (city u32, created_at i64) of every 128th time entry |
+//! | 15 | dictionary | JSON array of the metadata strings this chunk introduced |
+//!
+//! Metadata strings (city, merchant, rider, partner ids) are numbered in a dictionary global to
+//! the index: id 0 is the empty string, and each chunk lists the strings it added, in order,
+//! so opening replays the dictionary chunk by chunk. An order's global reference is the
+//! chunk's `first_ref` plus its position in the chunk.
+//!
+//! Lookups keep only the fences in memory and read one or two 1.5 KiB blocks per token with
+//! positional reads, so opening a 10M-order index is instant and its memory stays small.
+//!
+//! # Invariants
+//!
+//! - No raw name, phone or address is ever written: only tokens (see [`super::blind`]) and
+//!   order metadata that is not personal data (order id, time, city, merchant / rider / partner
+//!   ids, canary partner). Skip reasons never quote field values.
+//! - The key is never written; the manifest holds only its check value, and [`LocalIndex::open`]
+//!   refuses another key.
+//! - The same records file and chunk size give byte-identical files, whether the import ran in
+//!   one go or was interrupted and resumed (rows are processed in parallel but merged in input
+//!   order; all sorts are total).
+//! - Every input row is counted: imported, or skipped with its line number and reason.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{self, File};
+use std::hash::BuildHasherDefault;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::blind::{Blinder, PieceCache, PieceHasher};
+use super::normalise;
+use super::records::{self, ColumnMap, RawRow, RowReader, SourceInfo};
+use super::{
+    AccessEvent, ActorCount, BaseCounts, BlindKey, Candidate, MatchError, OrderTokens,
+    RecordSource, Token, TokenQuery,
+};
+
+/// Rows per chunk by default: about 250 MB of index per chunk, built in memory.
+pub const DEFAULT_CHUNK_ROWS: u64 = 1_000_000;
+/// Rows per unit of work handed to a worker thread.
+const BATCH_ROWS: usize = 4096;
+/// One fence per this many entries of a sorted section.
+const FENCE: usize = 128;
+/// Skipped rows kept with their reasons (the total is always counted).
+const MAX_SKIPPED_KEPT: usize = 1000;
+/// Orders returned per token when a query does not say.
+pub const DEFAULT_LIMIT_PER_TOKEN: u32 = 1000;
+/// Most orders returned per token whatever the query says.
+pub const MAX_LIMIT_PER_TOKEN: u32 = 100_000;
+/// Most tokens in one query.
+pub const MAX_QUERY_TOKENS: usize = 100_000;
+/// Longest order id or metadata string accepted, in bytes.
+const MAX_META_BYTES: usize = 256;
+
+const FORMAT_VERSION: u32 = 1;
+const MANIFEST: &str = "manifest.json";
+const ACCESS_FILE: &str = "access.lwa";
+const CHUNK_MAGIC: &[u8; 8] = b"LWMCHK01";
+const ACCESS_MAGIC: &[u8; 8] = b"LWMACC01";
+
+/// Size of one forward record. Layout (little-endian): created_at i64 @0; phone, masked, name,
+/// pinyin, district tokens u64 @8..48 (0 = absent); city, merchant, rider, partner, canary
+/// dictionary ids u32 @48..68; address offset u32 @68 (in tokens, within the chunk); order id
+/// offset u32 @72 (bytes); address length u16 @76; order id length u16 @78.
+pub const FWD_SIZE: usize = 80;
+const POSTING_SIZE: usize = 12;
+const TIME_SIZE: usize = 24;
+const TIME_FENCE_SIZE: usize = 12;
+const ACCESS_EVENT_SIZE: usize = 36;
+
+// Section numbers of a chunk file.
+const S_FWD: usize = 0;
+const S_ADDR: usize = 1;
+const S_IDS: usize = 2;
+const S_POST: usize = 3; // 3..8: phone, masked, name, pinyin, oid
+const S_FENCE: usize = 8; // 8..13
+const S_TIME: usize = 13;
+const S_TIME_FENCE: usize = 14;
+const S_DICT: usize = 15;
+const N_SECTIONS: usize = 16;
+const CHUNK_HEADER: usize = 8 + 4 + 4 + 4 + 4 + 8 + N_SECTIONS * 16;
+
+// Posting kinds.
+const P_PHONE: usize = 0;
+const P_MASKED: usize = 1;
+const P_NAME: usize = 2;
+const P_PINYIN: usize = 3;
+const P_OID: usize = 4;
+const N_POSTINGS: usize = 5;
+
+// Access file sections.
+const A_EVENTS: usize = 0;
+const A_FENCE: usize = 1;
+const A_DICT: usize = 2;
+const A_SECTIONS: usize = 3;
+const ACCESS_HEADER: usize = 8 + 4 + 4 + 8 + A_SECTIONS * 16;
+
+/// Access-log actor kinds, in the order of their u8 codes.
+const ACTOR_KINDS: [&str; 4] = ["staff", "merchant", "rider", "partner"];
+const ACTIONS: [&str; 2] = ["view", "export"];
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// Data rows read from the file (all runs, when resumed).
+    pub rows: u64,
+    /// Rows imported (orders, or access events).
+    pub imported: u64,
+    /// (line, why) of the first 1000 skipped rows.
+    pub skipped: Vec<(u64 /*line*/, String /*why*/)>, /* first 1000 kept */
+    /// All skipped rows.
+    pub skipped_total: u64,
+    /// When this run continued an earlier one: the rows that run had already finished.
+    pub resumed_from: Option<u64>,
+}
+
+/// Tuning for [`LocalIndex::import_with`].
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Input rows per chunk (the unit of resumption). Part of the index's identity: resuming
+    /// with another value is refused.
+    pub chunk_rows: u64,
+    /// Worker threads for parsing and HMAC (the reader and the merging thread come on top).
+    pub threads: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            chunk_rows: DEFAULT_CHUNK_ROWS,
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .clamp(1, 8),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    key_check: String,
+    source: SourceInfo,
+    chunk_rows: u64,
+    chunks: Vec<ChunkInfo>,
+    skipped: Vec<(u64, String)>,
+    complete: bool,
+    access_log: Option<AccessInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ChunkInfo {
+    file: String,
+    first_ref: u64,
+    orders: u64,
+    rows: u64,
+    skipped: u64,
+    end_offset: u64,
+    end_line: u64,
+    bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct AccessInfo {
+    file: String,
+    source: SourceInfo,
+    rows: u64,
+    events: u64,
+    skipped_total: u64,
+    skipped: Vec<(u64, String)>,
+    bytes: u64,
+}
+
+impl Manifest {
+    fn report(&self, resumed_from: Option<u64>) -> ImportReport {
+        let rows: u64 = self.chunks.iter().map(|c| c.rows).sum();
+        let imported: u64 = self.chunks.iter().map(|c| c.orders).sum();
+        ImportReport {
+            rows,
+            imported,
+            skipped: self.skipped.clone(),
+            skipped_total: rows - imported,
+            resumed_from,
+        }
+    }
+}
+
+fn read_manifest(dir: &Path) -> Result<Option<Manifest>, MatchError> {
+    let path = dir.join(MANIFEST);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| MatchError::index(dir, format!("unreadable manifest: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(MatchError::io(path, e)),
+    }
+}
+
+/// Writes `bytes` to `dir/name` atomically: temp file, fsync, rename, fsync the directory.
+fn write_atomic(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&mut BufWriter<&File>) -> std::io::Result<()>,
+) -> Result<u64, MatchError> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(name);
+    let file = File::create(&tmp).map_err(|e| MatchError::io(&tmp, e))?;
+    {
+        let mut w = BufWriter::with_capacity(1 << 20, &file);
+        write(&mut w).map_err(|e| MatchError::io(&tmp, e))?;
+        w.flush().map_err(|e| MatchError::io(&tmp, e))?;
+    }
+    file.sync_all().map_err(|e| MatchError::io(&tmp, e))?;
+    let bytes = file.metadata().map_err(|e| MatchError::io(&tmp, e))?.len();
+    drop(file);
+    fs::rename(&tmp, &path).map_err(|e| MatchError::io(&path, e))?;
+    sync_dir(dir)?;
+    Ok(bytes)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), MatchError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| MatchError::io(dir, e))
+}
+
+fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), MatchError> {
+    let bytes = serde_json::to_vec_pretty(m)
+        .map_err(|e| MatchError::Internal(format!("manifest serialisation: {e}")))?;
+    write_atomic(dir, MANIFEST, |w| w.write_all(&bytes)).map(|_| ())
+}
+
+fn chunk_name(k: usize) -> String {
+    format!("chunk-{k:05}.lwm")
+}
+
+/// Hash of an order id, for the access-log join. Not keyed: order ids are not personal data
+/// and are stored in the clear anyway.
+fn oid_hash(order_id: &str) -> u64 {
+    let d = Sha256::new()
+        .chain_update(b"lw1/oid\0")
+        .chain_update(order_id.as_bytes())
+        .finalize();
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    u64::from_le_bytes(b).max(1)
+}
+
+/// The global dictionary of metadata strings.
+#[derive(Default)]
+struct Dict {
+    ids: HashMap<String, u32, BuildHasherDefault<PieceHasher>>,
+    names: Vec<String>,
+}
+
+impl Dict {
+    fn new() -> Dict {
+        let mut d = Dict::default();
+        d.names.push(String::new());
+        d.ids.insert(String::new(), 0);
+        d
+    }
+    /// The id of `s`, adding it (and recording it in `added`) if new.
+    fn intern(&mut self, s: &str, added: &mut Vec<String>) -> u32 {
+        if let Some(id) = self.ids.get(s) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(s.to_string());
+        self.ids.insert(s.to_string(), id);
+        added.push(s.to_string());
+        id
+    }
+    fn extend(&mut self, added: Vec<String>) {
+        for s in added {
+            let id = self.names.len() as u32;
+            self.ids.entry(s.clone()).or_insert(id);
+            self.names.push(s);
+        }
+    }
+    fn name(&self, id: u32) -> &str {
+        self.names
+            .get(id as usize)
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+}
+
+/// One record after parsing and blinding (on a worker thread).
+struct Processed {
+    order_id: String,
+    created_at: i64,
+    city: String,
+    merchant: String,
+    rider: String,
+    partner: String,
+    canary: String,
+    oid: u64,
+    tokens: OrderTokens,
+}
+
+// Positions of record fields in `records::RECORD_COLUMNS`.
+const F_ORDER: usize = 0;
+const F_CREATED: usize = 1;
+const F_CITY: usize = 2;
+const F_NAME: usize = 3;
+const F_PHONE: usize = 4;
+const F_ADDR: usize = 5;
+const F_MERCHANT: usize = 6;
+const F_RIDER: usize = 7;
+const F_PARTNER: usize = 8;
+const F_CANARY: usize = 9;
+
+/// Parses and blinds one record. An invalid phone, name or address does not skip the row (the
+/// order is real; that field is just absent from the index); a missing order id or an
+/// unreadable time does, because an order without them cannot be reported or placed in time.
+fn process_record(
+    row: &RawRow,
+    map: Option<&ColumnMap>,
+    blinder: &Blinder,
+    cache: &mut PieceCache,
+) -> Result<Processed, String> {
+    let f = records::fields(row, map, &records::RECORD_COLUMNS)?;
+    let meta = |i: usize| -> Result<String, String> {
+        let v = f[i].trim();
+        if v.len() > MAX_META_BYTES {
+            return Err(format!(
+                "{} longer than {MAX_META_BYTES} bytes",
+                records::RECORD_COLUMNS[i]
+            ));
+        }
+        Ok(v.to_string())
+    };
+    let order_id = meta(F_ORDER)?;
+    if order_id.is_empty() {
+        return Err("order_id is empty".into());
+    }
+    let created_at = normalise::parse_record_time(&f[F_CREATED])
+        .ok_or("created_at is not a time (RFC 3339 or YYYY-MM-DD hh:mm:ss)")?;
+    let opt = |s: &str| (!s.trim().is_empty()).then_some(());
+    let bf = blinder.tokens(
+        opt(&f[F_PHONE]).map(|_| &*f[F_PHONE]),
+        None,
+        opt(&f[F_NAME]).map(|_| &*f[F_NAME]),
+        opt(&f[F_ADDR]).map(|_| &*f[F_ADDR]),
+        cache,
+    );
+    let mut city = normalise::canonical_city(&meta(F_CITY)?);
+    if city.is_empty() {
+        city = bf.city.unwrap_or_default();
+    }
+    Ok(Processed {
+        oid: oid_hash(&order_id),
+        order_id,
+        created_at,
+        city,
+        merchant: meta(F_MERCHANT)?,
+        rider: meta(F_RIDER)?,
+        partner: meta(F_PARTNER)?,
+        canary: meta(F_CANARY)?,
+        tokens: bf.tokens,
+    })
+}
+
+/// A chunk being built in memory.
+struct ChunkBuilder {
+    fwd: Vec<u8>,
+    addr: Vec<u32>,
+    ids: Vec<u8>,
+    post: [Vec<(u64, u32)>; N_POSTINGS],
+    time: Vec<(u32, i64, u32, u32, u32)>,
+    dict_added: Vec<String>,
+    orders: u32,
+    rows: u64,
+    skipped: u64,
+}
+
+impl ChunkBuilder {
+    fn new(capacity: usize) -> ChunkBuilder {
+        ChunkBuilder {
+            fwd: Vec::with_capacity(capacity * FWD_SIZE),
+            addr: Vec::with_capacity(capacity * 16),
+            ids: Vec::with_capacity(capacity * 20),
+            post: std::array::from_fn(|_| Vec::with_capacity(capacity)),
+            time: Vec::with_capacity(capacity),
+            dict_added: Vec::new(),
+            orders: 0,
+            rows: 0,
+            skipped: 0,
+        }
+    }
+
+    fn add(&mut self, p: Processed, dict: &mut Dict) -> Result<(), String> {
+        let local = self.orders;
+        let t = &p.tokens;
+        let tok = |x: Option<Token>| x.map(|t| t.0).unwrap_or(0);
+        let addr_off = u32::try_from(self.addr.len()).map_err(|_| "chunk too large")?;
+        let id_off = u32::try_from(self.ids.len()).map_err(|_| "chunk too large")?;
+        let city = dict.intern(&p.city, &mut self.dict_added);
+        let merchant = dict.intern(&p.merchant, &mut self.dict_added);
+        let rider = dict.intern(&p.rider, &mut self.dict_added);
+        let partner = dict.intern(&p.partner, &mut self.dict_added);
+        let canary = dict.intern(&p.canary, &mut self.dict_added);
+        let r = &mut self.fwd;
+        r.extend_from_slice(&p.created_at.to_le_bytes());
+        for v in [t.phone, t.masked, t.name, t.pinyin, t.district] {
+            r.extend_from_slice(&tok(v).to_le_bytes());
+        }
+        for v in [city, merchant, rider, partner, canary, addr_off, id_off] {
+            r.extend_from_slice(&v.to_le_bytes());
+        }
+        r.extend_from_slice(&(t.address.len() as u16).to_le_bytes());
+        r.extend_from_slice(&(p.order_id.len() as u16).to_le_bytes());
+        self.addr.extend_from_slice(&t.address);
+        self.ids.extend_from_slice(p.order_id.as_bytes());
+        for (k, v) in [t.phone, t.masked, t.name, t.pinyin]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(v) = v {
+                self.post[k].push((v.0, local));
+            }
+        }
+        self.post[P_OID].push((p.oid, local));
+        self.time
+            .push((city, p.created_at, merchant, rider, partner));
+        self.orders += 1;
+        Ok(())
+    }
+
+    /// Sorts and writes the chunk file; returns its size.
+    fn write(mut self, dir: &Path, name: &str, first_ref: u64) -> Result<u64, MatchError> {
+        for p in &mut self.post {
+            p.sort_unstable();
+        }
+        self.time.sort_unstable();
+        let dict = serde_json::to_vec(&self.dict_added)
+            .map_err(|e| MatchError::Internal(format!("dictionary serialisation: {e}")))?;
+        let fences: Vec<Vec<u64>> = self
+            .post
+            .iter()
+            .map(|p| p.iter().step_by(FENCE).map(|(t, _)| *t).collect())
+            .collect();
+        let time_fences: Vec<(u32, i64)> = self
+            .time
+            .iter()
+            .step_by(FENCE)
+            .map(|e| (e.0, e.1))
+            .collect();
+        let mut lens = [0u64; N_SECTIONS];
+        lens[S_FWD] = self.fwd.len() as u64;
+        lens[S_ADDR] = self.addr.len() as u64 * 4;
+        lens[S_IDS] = self.ids.len() as u64;
+        for k in 0..N_POSTINGS {
+            lens[S_POST + k] = (self.post[k].len() * POSTING_SIZE) as u64;
+            lens[S_FENCE + k] = fences[k].len() as u64 * 8;
+        }
+        lens[S_TIME] = (self.time.len() * TIME_SIZE) as u64;
+        lens[S_TIME_FENCE] = (time_fences.len() * TIME_FENCE_SIZE) as u64;
+        lens[S_DICT] = dict.len() as u64;
+        let mut offs = [0u64; N_SECTIONS];
+        let mut at = CHUNK_HEADER as u64;
+        for k in 0..N_SECTIONS {
+            offs[k] = at;
+            at += lens[k];
+        }
+        write_atomic(dir, name, |w| {
+            w.write_all(CHUNK_MAGIC)?;
+            w.write_all(&FORMAT_VERSION.to_le_bytes())?;
+            w.write_all(&(N_SECTIONS as u32).to_le_bytes())?;
+            w.write_all(&self.orders.to_le_bytes())?;
+            w.write_all(&0u32.to_le_bytes())?;
+            w.write_all(&first_ref.to_le_bytes())?;
+            for k in 0..N_SECTIONS {
+                w.write_all(&offs[k].to_le_bytes())?;
+                w.write_all(&lens[k].to_le_bytes())?;
+            }
+            w.write_all(&self.fwd)?;
+            for a in &self.addr {
+                w.write_all(&a.to_le_bytes())?;
+            }
+            w.write_all(&self.ids)?;
+            for p in &self.post {
+                for (t, l) in p {
+                    w.write_all(&t.to_le_bytes())?;
+                    w.write_all(&l.to_le_bytes())?;
+                }
+            }
+            for f in &fences {
+                for t in f {
+                    w.write_all(&t.to_le_bytes())?;
+                }
+            }
+            for (city, at, m, r, p) in &self.time {
+                w.write_all(&city.to_le_bytes())?;
+                w.write_all(&at.to_le_bytes())?;
+                w.write_all(&m.to_le_bytes())?;
+                w.write_all(&r.to_le_bytes())?;
+                w.write_all(&p.to_le_bytes())?;
+            }
+            for (city, at) in &time_fences {
+                w.write_all(&city.to_le_bytes())?;
+                w.write_all(&at.to_le_bytes())?;
+            }
+            w.write_all(&dict)
+        })
+    }
+}
+
+/// A batch of raw rows on its way to a worker.
+struct WorkBatch {
+    seq: u64,
+    rows: Vec<(u64, RawRow)>,
+    end: (u64, u64),
+    ends_chunk: bool,
+}
+
+/// A processed batch on its way back.
+struct DoneBatch {
+    seq: u64,
+    outcomes: Vec<(u64, Result<Processed, String>)>,
+    end: (u64, u64),
+    ends_chunk: bool,
+}
+
+enum Msg {
+    Done(DoneBatch),
+    /// The reader finished after sending this many batches.
+    Eof(u64),
+    Fatal(MatchError),
+}
+
+/// The on-disk blind index, opened for lookups. Thread-safe: lookups are positional reads.
+pub struct LocalIndex {
+    dir: PathBuf,
+    chunks: Vec<ChunkReader>,
+    dict: Dict,
+    access: Option<AccessReader>,
+    orders: u64,
+    size: u64,
+}
+
+impl std::fmt::Debug for LocalIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalIndex")
+            .field("dir", &self.dir)
+            .field("chunks", &self.chunks.len())
+            .field("orders", &self.orders)
+            .finish()
+    }
+}
+
+struct ChunkReader {
+    path: PathBuf,
+    file: File,
+    first_ref: u64,
+    orders: u32,
+    sec: [(u64, u64); N_SECTIONS],
+    fences: Vec<Vec<u64>>,
+    time_fences: Vec<(u32, i64)>,
+}
+
+struct AccessReader {
+    path: PathBuf,
+    file: File,
+    events: u64,
+    sec: [(u64, u64); A_SECTIONS],
+    fences: Vec<u64>,
+    actors: Vec<String>,
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    let mut x = [0u8; 4];
+    x.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(x)
+}
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+fn le_i64(b: &[u8], at: usize) -> i64 {
+    le_u64(b, at) as i64
+}
+fn le_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+fn read_at(file: &File, path: &Path, off: u64, len: u64) -> Result<Vec<u8>, MatchError> {
+    let len = usize::try_from(len).map_err(|_| MatchError::index(path, "section too large"))?;
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, off)
+        .map_err(|e| MatchError::io(path, e))?;
+    Ok(buf)
+}
+
+/// A file's head bytes and its section table: (offset, length) per section.
+type Sections<const N: usize> = (Vec<u8>, [(u64, u64); N]);
+
+/// Reads and checks a file's section table. `header` is the fixed part before the table.
+fn read_sections<const N: usize>(
+    file: &File,
+    path: &Path,
+    magic: &[u8; 8],
+    header: usize,
+) -> Result<Sections<N>, MatchError> {
+    let size = file.metadata().map_err(|e| MatchError::io(path, e))?.len();
+    let total = header + N * 16;
+    if size < total as u64 {
+        return Err(MatchError::index(path, "file too short"));
+    }
+    let head = read_at(file, path, 0, total as u64)?;
+    if &head[..8] != magic {
+        return Err(MatchError::index(path, "not a leakwatch index file"));
+    }
+    if le_u32(&head, 8) != FORMAT_VERSION || le_u32(&head, 12) as usize != N {
+        return Err(MatchError::index(path, "unsupported index format version"));
+    }
+    let mut sec = [(0u64, 0u64); N];
+    for (k, s) in sec.iter_mut().enumerate() {
+        let off = le_u64(&head, header + k * 16);
+        let len = le_u64(&head, header + k * 16 + 8);
+        if off.checked_add(len).is_none_or(|end| end > size) {
+            return Err(MatchError::index(
+                path,
+                "section outside the file (truncated?)",
+            ));
+        }
+        *s = (off, len);
+    }
+    Ok((head, sec))
+}
+
+impl ChunkReader {
+    fn open(path: &Path, expect_bytes: u64) -> Result<(ChunkReader, Vec<String>), MatchError> {
+        let file = File::open(path).map_err(|e| MatchError::io(path, e))?;
+        let size = file.metadata().map_err(|e| MatchError::io(path, e))?.len();
+        if size != expect_bytes {
+            return Err(MatchError::index(
+                path,
+                format!("size {size} differs from the manifest's {expect_bytes}"),
+            ));
+        }
+        let (head, sec) = read_sections::<N_SECTIONS>(&file, path, CHUNK_MAGIC, 32)?;
+        let orders = le_u32(&head, 16);
+        let first_ref = le_u64(&head, 24);
+        let n = orders as u64;
+        let bad = sec[S_FWD].1 != n * FWD_SIZE as u64
+            || sec[S_TIME].1 != n * TIME_SIZE as u64
+            || (0..N_POSTINGS).any(|k| {
+                sec[S_POST + k].1 % POSTING_SIZE as u64 != 0 || sec[S_FENCE + k].1 % 8 != 0
+            })
+            || sec[S_TIME_FENCE].1 % TIME_FENCE_SIZE as u64 != 0;
+        if bad {
+            return Err(MatchError::index(path, "inconsistent section sizes"));
+        }
+        let mut fences = Vec::with_capacity(N_POSTINGS);
+        for k in 0..N_POSTINGS {
+            let (off, len) = sec[S_FENCE + k];
+            let b = read_at(&file, path, off, len)?;
+            fences.push((0..b.len() / 8).map(|i| le_u64(&b, i * 8)).collect());
+        }
+        let (off, len) = sec[S_TIME_FENCE];
+        let b = read_at(&file, path, off, len)?;
+        let time_fences = (0..b.len() / TIME_FENCE_SIZE)
+            .map(|i| (le_u32(&b, i * 12), le_i64(&b, i * 12 + 4)))
+            .collect();
+        let (off, len) = sec[S_DICT];
+        let dict: Vec<String> = serde_json::from_slice(&read_at(&file, path, off, len)?)
+            .map_err(|e| MatchError::index(path, format!("bad dictionary: {e}")))?;
+        Ok((
+            ChunkReader {
+                path: path.to_path_buf(),
+                file,
+                first_ref,
+                orders,
+                sec,
+                fences,
+                time_fences,
+            },
+            dict,
+        ))
+    }
+
+    /// Local order numbers with `token` in posting `kind`, appended to `out` (up to `limit`).
+    fn lookup(
+        &self,
+        kind: usize,
+        token: u64,
+        limit: usize,
+        out: &mut Vec<u64>,
+    ) -> Result<(), MatchError> {
+        let f = &self.fences[kind];
+        let (off, len) = self.sec[S_POST + kind];
+        let n = (len / POSTING_SIZE as u64) as usize;
+        // Entries equal to `token` start at the earliest in the block before the first fence
+        // that is >= token, and end before the first block whose fence is > token.
+        let lo = f.partition_point(|x| *x < token).saturating_sub(1) * FENCE;
+        let hi = (f.partition_point(|x| *x <= token) * FENCE).min(n);
+        if lo >= hi {
+            return Ok(());
+        }
+        let b = read_at(
+            &self.file,
+            &self.path,
+            off + (lo * POSTING_SIZE) as u64,
+            ((hi - lo) * POSTING_SIZE) as u64,
+        )?;
+        for i in 0..hi - lo {
+            if out.len() >= limit {
+                break;
+            }
+            if le_u64(&b, i * POSTING_SIZE) == token {
+                out.push(self.first_ref + u64::from(le_u32(&b, i * POSTING_SIZE + 8)));
+            }
+        }
+        Ok(())
+    }
+
+    fn forward(&self, local: u32) -> Result<Vec<u8>, MatchError> {
+        read_at(
+            &self.file,
+            &self.path,
+            self.sec[S_FWD].0 + u64::from(local) * FWD_SIZE as u64,
+            FWD_SIZE as u64,
+        )
+    }
+
+    /// Counts orders per (city, metadata) in the time window, into `counts`.
+    fn count_window(
+        &self,
+        city: Option<u32>,
+        from: i64,
+        to: i64,
+        counts: &mut WindowCounts,
+    ) -> Result<(), MatchError> {
+        let (off, len) = self.sec[S_TIME];
+        let n = (len / TIME_SIZE as u64) as usize;
+        let (lo, hi) = match city {
+            Some(c) => {
+                let f = &self.time_fences;
+                let lo = f.partition_point(|x| *x < (c, from)).saturating_sub(1) * FENCE;
+                let hi = (f.partition_point(|x| *x <= (c, to)) * FENCE).min(n);
+                (lo, hi)
+            }
+            None => (0, n),
+        };
+        const STEP: usize = 1 << 16;
+        let mut start = lo;
+        while start < hi {
+            let end = (start + STEP).min(hi);
+            let b = read_at(
+                &self.file,
+                &self.path,
+                off + (start * TIME_SIZE) as u64,
+                ((end - start) * TIME_SIZE) as u64,
+            )?;
+            for e in b.chunks_exact(TIME_SIZE) {
+                let c = le_u32(e, 0);
+                let at = le_i64(e, 4);
+                if city.is_some_and(|x| x != c) || at < from || at > to {
+                    continue;
+                }
+                counts.total += 1;
+                for (k, v) in [le_u32(e, 12), le_u32(e, 16), le_u32(e, 20)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    if v != 0 {
+                        counts.bump(k, v);
+                    }
+                }
+            }
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+/// Per-actor counts for one base-rate query, indexed by dictionary id.
+struct WindowCounts {
+    total: u64,
+    /// merchant, rider, partner
+    by_kind: [Vec<u64>; 3],
+}
+
+impl WindowCounts {
+    fn bump(&mut self, kind: usize, id: u32) {
+        let v = &mut self.by_kind[kind];
+        let i = id as usize;
+        if v.len() <= i {
+            v.resize(i + 1, 0);
+        }
+        v[i] += 1;
+    }
+}
+
+/// One decoded forward record.
+struct Fwd {
+    created_at: i64,
+    tokens: [u64; 5],
+    city: u32,
+    merchant: u32,
+    rider: u32,
+    partner: u32,
+    canary: u32,
+    addr_off: u32,
+    id_off: u32,
+    addr_len: u16,
+    id_len: u16,
+}
+
+fn decode_fwd(b: &[u8]) -> Fwd {
+    Fwd {
+        created_at: le_i64(b, 0),
+        tokens: [
+            le_u64(b, 8),
+            le_u64(b, 16),
+            le_u64(b, 24),
+            le_u64(b, 32),
+            le_u64(b, 40),
+        ],
+        city: le_u32(b, 48),
+        merchant: le_u32(b, 52),
+        rider: le_u32(b, 56),
+        partner: le_u32(b, 60),
+        canary: le_u32(b, 64),
+        addr_off: le_u32(b, 68),
+        id_off: le_u32(b, 72),
+        addr_len: le_u16(b, 76),
+        id_len: le_u16(b, 78),
+    }
+}
+
+fn opt_token(v: u64) -> Option<Token> {
+    (v != 0).then_some(Token(v))
+}
+
+/// What the import loop needs besides the rows.
+struct ImportRun<'a> {
+    dir: &'a Path,
+    blinder: &'a Blinder,
+    opts: &'a ImportOptions,
+    progress: &'a dyn Fn(u64, u64),
+}
+
+impl LocalIndex {
+    /// Import records into `dir` (see the module documentation for the files), with the
+    /// default options. Resumes an interrupted import of the same file; returns at once, with
+    /// the stored report, when the same file was already imported.
+    pub fn import(
+        dir: &Path,
+        key: &BlindKey,
+        records: &Path,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<ImportReport, MatchError> {
+        LocalIndex::import_with(dir, key, records, progress, &ImportOptions::default())
+    }
+
+    /// [`LocalIndex::import`] with explicit options.
+    pub fn import_with(
+        dir: &Path,
+        key: &BlindKey,
+        records: &Path,
+        progress: &dyn Fn(u64, u64),
+        opts: &ImportOptions,
+    ) -> Result<ImportReport, MatchError> {
+        if opts.chunk_rows == 0 {
+            return Err(MatchError::Query("chunk_rows must be at least 1".into()));
+        }
+        fs::create_dir_all(dir).map_err(|e| MatchError::io(dir, e))?;
+        let source = records::inspect(records)?;
+        let key_check = key.check_value();
+        let mut manifest = match read_manifest(dir)? {
+            Some(m) => {
+                if m.format != FORMAT_VERSION {
+                    return Err(MatchError::index(dir, "index of another format version"));
+                }
+                if m.key_check != key_check {
+                    return Err(MatchError::WrongKey {
+                        path: dir.to_path_buf(),
+                    });
+                }
+                if m.source != source {
+                    return Err(MatchError::index(
+                        dir,
+                        "holds an index of another records file; use an empty directory",
+                    ));
+                }
+                if m.chunk_rows != opts.chunk_rows {
+                    return Err(MatchError::index(
+                        dir,
+                        format!("was started with chunks of {} rows", m.chunk_rows),
+                    ));
+                }
+                if m.complete {
+                    let rows = m.report(None).rows;
+                    return Ok(m.report(Some(rows)));
+                }
+                m
+            }
+            None => {
+                if fs::read_dir(dir)
+                    .map_err(|e| MatchError::io(dir, e))?
+                    .next()
+                    .is_some()
+                {
+                    return Err(MatchError::index(
+                        dir,
+                        "directory is not empty and has no manifest",
+                    ));
+                }
+                Manifest {
+                    format: FORMAT_VERSION,
+                    key_check,
+                    source: source.clone(),
+                    chunk_rows: opts.chunk_rows,
+                    chunks: Vec::new(),
+                    skipped: Vec::new(),
+                    complete: false,
+                    access_log: None,
+                }
+            }
+        };
+        remove_strays(dir, &manifest)?;
+        // Replay the dictionary of finished chunks so ids continue where they stopped.
+        let mut dict = Dict::new();
+        for c in &manifest.chunks {
+            let (_, added) = ChunkReader::open(&dir.join(&c.file), c.bytes)?;
+            dict.extend(added);
+        }
+        let resume = manifest.chunks.last().map(|c| (c.end_offset, c.end_line));
+        let resumed_from = resume.map(|_| manifest.report(None).rows);
+        let reader = RowReader::open(
+            records,
+            source.format,
+            &records::RECORD_COLUMNS,
+            records::RECORD_REQUIRED,
+            resume,
+        )?;
+        let blinder = Blinder::new(key);
+        let run = ImportRun {
+            dir,
+            blinder: &blinder,
+            opts,
+            progress,
+        };
+        run.pipeline(reader, source.size, &mut manifest, &mut dict)?;
+        manifest.complete = true;
+        write_manifest(dir, &manifest)?;
+        (progress)(source.size, source.size);
+        Ok(manifest.report(resumed_from))
+    }
+
+    /// Imports an access log (`order_id, actor_kind, actor_id, action, at`) into an index whose
+    /// records import has finished, replacing any earlier access log. Rows naming an order not
+    /// in the index are skipped and reported.
+    pub fn import_access_log(dir: &Path, log: &Path) -> Result<ImportReport, MatchError> {
+        let mut manifest = read_manifest(dir)?
+            .ok_or_else(|| MatchError::index(dir, "no index here (no manifest)"))?;
+        if !manifest.complete {
+            return Err(MatchError::index(
+                dir,
+                "records import not finished; run it again first",
+            ));
+        }
+        let index = LocalIndex::open_inner(dir, &manifest)?;
+        let source = records::inspect(log)?;
+        let mut reader = RowReader::open(log, source.format, &records::ACCESS_COLUMNS, 5, None)?;
+        let mut actors = Dict::new();
+        let mut added = Vec::new();
+        // (ref, kind, actor, action, access time, order time, city)
+        let mut events: Vec<(u64, u8, u32, u8, i64, i64, u32)> = Vec::new();
+        let mut report = ImportReport::default();
+        let skip = |report: &mut ImportReport, line: u64, why: String| {
+            report.skipped_total += 1;
+            if report.skipped.len() < MAX_SKIPPED_KEPT {
+                report.skipped.push((line, why));
+            }
+        };
+        let mut refs = Vec::new();
+        while let Some((line, row)) = reader.next_row()? {
+            report.rows += 1;
+            let parsed = (|| -> Result<(String, u8, String, u8, i64), String> {
+                let f = records::fields(&row, reader.map.as_ref(), &records::ACCESS_COLUMNS)?;
+                let order_id = f[0].trim().to_string();
+                if order_id.is_empty() {
+                    return Err("order_id is empty".into());
+                }
+                let kind = ACTOR_KINDS
+                    .iter()
+                    .position(|k| k.eq_ignore_ascii_case(f[1].trim()))
+                    .ok_or("actor_kind is not staff, merchant, rider or partner")?;
+                let actor = f[2].trim().to_string();
+                if actor.is_empty() || actor.len() > MAX_META_BYTES {
+                    return Err("actor_id is empty or too long".into());
+                }
+                let action = ACTIONS
+                    .iter()
+                    .position(|a| a.eq_ignore_ascii_case(f[3].trim()))
+                    .ok_or("action is not view or export")?;
+                let at = normalise::parse_record_time(&f[4]).ok_or("at is not a time")?;
+                Ok((order_id, kind as u8, actor, action as u8, at))
+            })();
+            let (order_id, kind, actor, action, at) = match parsed {
+                Ok(p) => p,
+                Err(why) => {
+                    skip(&mut report, line, why);
+                    continue;
+                }
+            };
+            refs.clear();
+            index.lookup(P_OID, oid_hash(&order_id), usize::MAX, &mut refs)?;
+            let mut found = false;
+            for r in &refs {
+                let (chunk, local) = index.locate(*r)?;
+                let fwd = decode_fwd(&chunk.forward(local)?);
+                if index.order_id(chunk, &fwd)? == order_id {
+                    let a = actors.intern(&actor, &mut added);
+                    events.push((*r, kind, a, action, at, fwd.created_at, fwd.city));
+                    found = true;
+                }
+            }
+            if found {
+                report.imported += 1;
+            } else {
+                skip(&mut report, line, "order_id is not in the index".into());
+            }
+        }
+        events.sort_unstable();
+        events.dedup();
+        let dict = serde_json::to_vec(&actors.names)
+            .map_err(|e| MatchError::Internal(format!("dictionary serialisation: {e}")))?;
+        let fences: Vec<u64> = events.iter().step_by(FENCE).map(|e| e.0).collect();
+        let lens = [
+            (events.len() * ACCESS_EVENT_SIZE) as u64,
+            fences.len() as u64 * 8,
+            dict.len() as u64,
+        ];
+        let mut offs = [0u64; A_SECTIONS];
+        let mut at = ACCESS_HEADER as u64;
+        for k in 0..A_SECTIONS {
+            offs[k] = at;
+            at += lens[k];
+        }
+        let bytes = write_atomic(dir, ACCESS_FILE, |w| {
+            w.write_all(ACCESS_MAGIC)?;
+            w.write_all(&FORMAT_VERSION.to_le_bytes())?;
+            w.write_all(&(A_SECTIONS as u32).to_le_bytes())?;
+            w.write_all(&(events.len() as u64).to_le_bytes())?;
+            for k in 0..A_SECTIONS {
+                w.write_all(&offs[k].to_le_bytes())?;
+                w.write_all(&lens[k].to_le_bytes())?;
+            }
+            for (r, kind, actor, action, at, order_at, city) in &events {
+                w.write_all(&r.to_le_bytes())?;
+                w.write_all(&order_at.to_le_bytes())?;
+                w.write_all(&at.to_le_bytes())?;
+                w.write_all(&city.to_le_bytes())?;
+                w.write_all(&actor.to_le_bytes())?;
+                w.write_all(&[*kind, *action, 0, 0])?;
+            }
+            for f in &fences {
+                w.write_all(&f.to_le_bytes())?;
+            }
+            w.write_all(&dict)
+        })?;
+        manifest.access_log = Some(AccessInfo {
+            file: ACCESS_FILE.into(),
+            source,
+            rows: report.rows,
+            events: events.len() as u64,
+            skipped_total: report.skipped_total,
+            skipped: report.skipped.clone(),
+            bytes,
+        });
+        write_manifest(dir, &manifest)?;
+        Ok(report)
+    }
+
+    /// Opens a finished index. Refuses a key other than the one it was built with.
+    pub fn open(dir: &Path, key: &BlindKey) -> Result<LocalIndex, MatchError> {
+        let manifest = read_manifest(dir)?
+            .ok_or_else(|| MatchError::index(dir, "no index here (no manifest)"))?;
+        if manifest.format != FORMAT_VERSION {
+            return Err(MatchError::index(dir, "index of another format version"));
+        }
+        if manifest.key_check != key.check_value() {
+            return Err(MatchError::WrongKey {
+                path: dir.to_path_buf(),
+            });
+        }
+        if !manifest.complete {
+            return Err(MatchError::index(
+                dir,
+                "import not finished: run the import again on the same file to resume it",
+            ));
+        }
+        LocalIndex::open_inner(dir, &manifest)
+    }
+
+    fn open_inner(dir: &Path, manifest: &Manifest) -> Result<LocalIndex, MatchError> {
+        let mut dict = Dict::new();
+        let mut chunks = Vec::with_capacity(manifest.chunks.len());
+        let mut size = fs::metadata(dir.join(MANIFEST))
+            .map_err(|e| MatchError::io(dir.join(MANIFEST), e))?
+            .len();
+        let mut next_ref = 0u64;
+        for c in &manifest.chunks {
+            let (reader, added) = ChunkReader::open(&dir.join(&c.file), c.bytes)?;
+            if reader.first_ref != next_ref || u64::from(reader.orders) != c.orders {
+                return Err(MatchError::index(
+                    &reader.path,
+                    "chunk does not match the manifest",
+                ));
+            }
+            next_ref += c.orders;
+            size += c.bytes;
+            dict.extend(added);
+            chunks.push(reader);
+        }
+        let access = match &manifest.access_log {
+            Some(a) => {
+                size += a.bytes;
+                Some(AccessReader::open(&dir.join(&a.file))?)
+            }
+            None => None,
+        };
+        Ok(LocalIndex {
+            dir: dir.to_path_buf(),
+            chunks,
+            dict,
+            access,
+            orders: next_ref,
+            size,
+        })
+    }
+
+    /// Orders in the index.
+    pub fn orders(&self) -> u64 {
+        self.orders
+    }
+
+    /// Bytes of all index files.
+    pub fn size_bytes(&self) -> u64 {
+        self.size
+    }
+
+    /// The index directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Order refs with `token` in posting `kind`, across chunks, up to `limit`.
+    fn lookup(
+        &self,
+        kind: usize,
+        token: u64,
+        limit: usize,
+        out: &mut Vec<u64>,
+    ) -> Result<(), MatchError> {
+        for c in &self.chunks {
+            if out.len() >= limit {
+                break;
+            }
+            c.lookup(kind, token, limit, out)?;
+        }
+        Ok(())
+    }
+
+    fn locate(&self, order_ref: u64) -> Result<(&ChunkReader, u32), MatchError> {
+        let i = self.chunks.partition_point(|c| c.first_ref <= order_ref);
+        let c = i
+            .checked_sub(1)
+            .and_then(|i| self.chunks.get(i))
+            .ok_or_else(|| MatchError::Query(format!("no order ref {order_ref}")))?;
+        let local = order_ref - c.first_ref;
+        if local >= u64::from(c.orders) {
+            return Err(MatchError::Query(format!("no order ref {order_ref}")));
+        }
+        Ok((c, local as u32))
+    }
+
+    fn order_id(&self, c: &ChunkReader, f: &Fwd) -> Result<String, MatchError> {
+        let (off, len) = c.sec[S_IDS];
+        if u64::from(f.id_off) + u64::from(f.id_len) > len {
+            return Err(MatchError::index(&c.path, "order id outside its section"));
+        }
+        let b = read_at(
+            &c.file,
+            &c.path,
+            off + u64::from(f.id_off),
+            u64::from(f.id_len),
+        )?;
+        String::from_utf8(b).map_err(|_| MatchError::index(&c.path, "order id is not UTF-8"))
+    }
+
+    fn candidate(&self, order_ref: u64) -> Result<Candidate, MatchError> {
+        let (c, local) = self.locate(order_ref)?;
+        let f = decode_fwd(&c.forward(local)?);
+        let (aoff, alen) = c.sec[S_ADDR];
+        if (u64::from(f.addr_off) + u64::from(f.addr_len)) * 4 > alen {
+            return Err(MatchError::index(
+                &c.path,
+                "address tokens outside their section",
+            ));
+        }
+        let ab = read_at(
+            &c.file,
+            &c.path,
+            aoff + u64::from(f.addr_off) * 4,
+            u64::from(f.addr_len) * 4,
+        )?;
+        let address = (0..ab.len() / 4).map(|i| le_u32(&ab, i * 4)).collect();
+        let access = match &self.access {
+            Some(a) => a.events_of(order_ref)?,
+            None => Vec::new(),
+        };
+        let canary = self.dict.name(f.canary);
+        Ok(Candidate {
+            order_ref,
+            order_id: self.order_id(c, &f)?,
+            created_at: f.created_at,
+            city: self.dict.name(f.city).to_string(),
+            merchant_id: self.dict.name(f.merchant).to_string(),
+            rider_id: self.dict.name(f.rider).to_string(),
+            delivery_partner: self.dict.name(f.partner).to_string(),
+            canary_for: (!canary.is_empty()).then(|| canary.to_string()),
+            tokens: OrderTokens {
+                phone: opt_token(f.tokens[0]),
+                masked: opt_token(f.tokens[1]),
+                name: opt_token(f.tokens[2]),
+                pinyin: opt_token(f.tokens[3]),
+                district: opt_token(f.tokens[4]),
+                address,
+            },
+            access,
+        })
+    }
+}
+
+impl AccessReader {
+    fn open(path: &Path) -> Result<AccessReader, MatchError> {
+        let file = File::open(path).map_err(|e| MatchError::io(path, e))?;
+        let (head, sec) = read_sections::<A_SECTIONS>(&file, path, ACCESS_MAGIC, 24)?;
+        let events = le_u64(&head, 16);
+        if sec[A_EVENTS].1 != events * ACCESS_EVENT_SIZE as u64 || sec[A_FENCE].1 % 8 != 0 {
+            return Err(MatchError::index(path, "inconsistent section sizes"));
+        }
+        let b = read_at(&file, path, sec[A_FENCE].0, sec[A_FENCE].1)?;
+        let fences = (0..b.len() / 8).map(|i| le_u64(&b, i * 8)).collect();
+        let actors: Vec<String> =
+            serde_json::from_slice(&read_at(&file, path, sec[A_DICT].0, sec[A_DICT].1)?)
+                .map_err(|e| MatchError::index(path, format!("bad dictionary: {e}")))?;
+        Ok(AccessReader {
+            path: path.to_path_buf(),
+            file,
+            events,
+            sec,
+            fences,
+            actors,
+        })
+    }
+
+    fn decode(&self, e: &[u8]) -> (u64, i64, i64, u32, u32, u8, u8) {
+        (
+            le_u64(e, 0),
+            le_i64(e, 8),
+            le_i64(e, 16),
+            le_u32(e, 24),
+            le_u32(e, 28),
+            e[32],
+            e[33],
+        )
+    }
+
+    fn events_of(&self, order_ref: u64) -> Result<Vec<AccessEvent>, MatchError> {
+        let n = self.events as usize;
+        let lo = self
+            .fences
+            .partition_point(|x| *x < order_ref)
+            .saturating_sub(1)
+            * FENCE;
+        let hi = (self.fences.partition_point(|x| *x <= order_ref) * FENCE).min(n);
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        let b = read_at(
+            &self.file,
+            &self.path,
+            self.sec[A_EVENTS].0 + (lo * ACCESS_EVENT_SIZE) as u64,
+            ((hi - lo) * ACCESS_EVENT_SIZE) as u64,
+        )?;
+        let mut out = Vec::new();
+        for e in b.chunks_exact(ACCESS_EVENT_SIZE) {
+            let (r, _, at, _, actor, kind, action) = self.decode(e);
+            if r == order_ref {
+                out.push(AccessEvent {
+                    actor_kind: ACTOR_KINDS
+                        .get(kind as usize)
+                        .copied()
+                        .unwrap_or("staff")
+                        .to_string(),
+                    actor_id: self.actors.get(actor as usize).cloned().unwrap_or_default(),
+                    action: ACTIONS
+                        .get(action as usize)
+                        .copied()
+                        .unwrap_or("view")
+                        .to_string(),
+                    at,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Distinct orders per account in the window (and city), keyed by (kind code, actor id).
+    fn count_window(
+        &self,
+        city: Option<u32>,
+        from: i64,
+        to: i64,
+    ) -> Result<BTreeMap<(u8, u32), u64>, MatchError> {
+        let mut counts = BTreeMap::new();
+        let (off, len) = self.sec[A_EVENTS];
+        let n = (len / ACCESS_EVENT_SIZE as u64) as usize;
+        const STEP: usize = 1 << 15;
+        let mut last: Option<(u64, u8, u32)> = None;
+        let mut start = 0;
+        while start < n {
+            let end = (start + STEP).min(n);
+            let b = read_at(
+                &self.file,
+                &self.path,
+                off + (start * ACCESS_EVENT_SIZE) as u64,
+                ((end - start) * ACCESS_EVENT_SIZE) as u64,
+            )?;
+            for e in b.chunks_exact(ACCESS_EVENT_SIZE) {
+                let (r, order_at, _, c, actor, kind, _) = self.decode(e);
+                if city.is_some_and(|x| x != c) || order_at < from || order_at > to {
+                    continue;
+                }
+                // Events are sorted by (ref, kind, actor, ...): repeats of one account on one
+                // order are adjacent, and an order counts once per account.
+                if last == Some((r, kind, actor)) {
+                    continue;
+                }
+                last = Some((r, kind, actor));
+                *counts.entry((kind, actor)).or_insert(0) += 1;
+            }
+            start = end;
+        }
+        Ok(counts)
+    }
+}
+
+/// Deletes temp files and chunk files the manifest does not list (left by an interrupted run:
+/// a chunk renamed into place whose manifest update never happened is rebuilt identically).
+fn remove_strays(dir: &Path, m: &Manifest) -> Result<(), MatchError> {
+    let listed: BTreeSet<&str> = m.chunks.iter().map(|c| c.file.as_str()).collect();
+    for entry in fs::read_dir(dir).map_err(|e| MatchError::io(dir, e))? {
+        let entry = entry.map_err(|e| MatchError::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stray = name.ends_with(".tmp")
+            || (name.starts_with("chunk-")
+                && name.ends_with(".lwm")
+                && !listed.contains(name.as_str()));
+        if stray {
+            fs::remove_file(entry.path()).map_err(|e| MatchError::io(entry.path(), e))?;
+        }
+    }
+    Ok(())
+}
+
+impl ImportRun<'_> {
+    /// Reader thread → worker threads → this thread, which merges batches in input order into
+    /// chunks and commits each chunk (file, then manifest) as it completes.
+    fn pipeline(
+        &self,
+        mut reader: RowReader,
+        total: u64,
+        manifest: &mut Manifest,
+        dict: &mut Dict,
+    ) -> Result<(), MatchError> {
+        let chunk_rows = self.opts.chunk_rows;
+        let threads = self.opts.threads.max(1);
+        let map = reader.map.clone();
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| -> Result<(), MatchError> {
+            // Receivers live inside this closure so that an early return or a panic here (the
+            // progress callback may panic) drops them, which unblocks and ends every thread.
+            let (work_tx, work_rx) = mpsc::sync_channel::<WorkBatch>(threads * 2);
+            let work_rx = Arc::new(Mutex::new(work_rx));
+            let (res_tx, res_rx) = mpsc::sync_channel::<Msg>(threads * 4);
+            {
+                let res_tx = res_tx.clone();
+                let stop = &stop;
+                s.spawn(move || {
+                    let mut seq = 0u64;
+                    let mut in_chunk = 0u64;
+                    let mut rows = Vec::with_capacity(BATCH_ROWS);
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let next = match reader.next_row() {
+                            Ok(n) => n,
+                            Err(e) => {
+                                let _ = res_tx.send(Msg::Fatal(e));
+                                return;
+                            }
+                        };
+                        let at_end = next.is_none();
+                        if let Some(r) = next {
+                            rows.push(r);
+                            in_chunk += 1;
+                        }
+                        // A chunk ends after `chunk_rows` rows, or at the end of the file; the batch that
+                        // ends it may be empty when the file ends right after a full batch.
+                        let ends_chunk = in_chunk == chunk_rows || (at_end && in_chunk > 0);
+                        if ends_chunk || rows.len() >= BATCH_ROWS {
+                            let batch = WorkBatch {
+                                seq,
+                                rows: std::mem::replace(&mut rows, Vec::with_capacity(BATCH_ROWS)),
+                                end: reader.position(),
+                                ends_chunk,
+                            };
+                            seq += 1;
+                            if ends_chunk {
+                                in_chunk = 0;
+                            }
+                            if work_tx.send(batch).is_err() {
+                                return;
+                            }
+                        }
+                        if at_end {
+                            let _ = res_tx.send(Msg::Eof(seq));
+                            return;
+                        }
+                    }
+                });
+            }
+            for _ in 0..threads {
+                let work_rx = Arc::clone(&work_rx);
+                let res_tx = res_tx.clone();
+                let blinder = self.blinder.clone();
+                let map = map.clone();
+                s.spawn(move || {
+                    let mut cache = PieceCache::default();
+                    loop {
+                        let batch = {
+                            let Ok(rx) = work_rx.lock() else { return };
+                            match rx.recv() {
+                                Ok(b) => b,
+                                Err(_) => return,
+                            }
+                        };
+                        let outcomes = batch
+                            .rows
+                            .iter()
+                            .map(|(line, row)| {
+                                (
+                                    *line,
+                                    process_record(row, map.as_ref(), &blinder, &mut cache),
+                                )
+                            })
+                            .collect();
+                        let done = DoneBatch {
+                            seq: batch.seq,
+                            outcomes,
+                            end: batch.end,
+                            ends_chunk: batch.ends_chunk,
+                        };
+                        if res_tx.send(Msg::Done(done)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(res_tx);
+            let result = self.merge(&res_rx, total, manifest, dict);
+            if result.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            drop(res_rx);
+            result
+        })
+    }
+
+    fn merge(
+        &self,
+        res_rx: &mpsc::Receiver<Msg>,
+        total: u64,
+        manifest: &mut Manifest,
+        dict: &mut Dict,
+    ) -> Result<(), MatchError> {
+        let capacity = self.opts.chunk_rows.min(DEFAULT_CHUNK_ROWS) as usize;
+        let mut pending: BTreeMap<u64, DoneBatch> = BTreeMap::new();
+        let mut next = 0u64;
+        let mut eof: Option<u64> = None;
+        let mut builder = ChunkBuilder::new(capacity);
+        let mut skipped_kept: Vec<(u64, String)> = Vec::new();
+        while let Ok(msg) = res_rx.recv() {
+            match msg {
+                Msg::Fatal(e) => return Err(e),
+                Msg::Eof(n) => eof = Some(n),
+                Msg::Done(d) => {
+                    pending.insert(d.seq, d);
+                }
+            }
+            while let Some(d) = pending.remove(&next) {
+                next += 1;
+                for (line, outcome) in d.outcomes {
+                    builder.rows += 1;
+                    let why = match outcome {
+                        Ok(p) => match builder.add(p, dict) {
+                            Ok(()) => continue,
+                            Err(why) => why.to_string(),
+                        },
+                        Err(why) => why,
+                    };
+                    builder.skipped += 1;
+                    if manifest.skipped.len() + skipped_kept.len() < MAX_SKIPPED_KEPT {
+                        skipped_kept.push((line, why));
+                    }
+                }
+                if d.ends_chunk {
+                    let full = std::mem::replace(&mut builder, ChunkBuilder::new(capacity));
+                    self.commit(full, d.end, manifest, std::mem::take(&mut skipped_kept))?;
+                }
+                (self.progress)(d.end.0, total);
+            }
+        }
+        match eof {
+            Some(n) if n == next && pending.is_empty() => Ok(()),
+            _ => Err(MatchError::Internal(
+                "import stopped before reading the whole file (a worker thread failed)".into(),
+            )),
+        }
+    }
+
+    fn commit(
+        &self,
+        b: ChunkBuilder,
+        end: (u64, u64),
+        manifest: &mut Manifest,
+        skipped: Vec<(u64, String)>,
+    ) -> Result<(), MatchError> {
+        let k = manifest.chunks.len();
+        let name = chunk_name(k);
+        let first_ref: u64 = manifest.chunks.iter().map(|c| c.orders).sum();
+        let (orders, rows, skipped_n) = (u64::from(b.orders), b.rows, b.skipped);
+        let bytes = b.write(self.dir, &name, first_ref)?;
+        manifest.chunks.push(ChunkInfo {
+            file: name,
+            first_ref,
+            orders,
+            rows,
+            skipped: skipped_n,
+            end_offset: end.0,
+            end_line: end.1,
+            bytes,
+        });
+        manifest.skipped.extend(skipped);
+        write_manifest(self.dir, manifest)
+    }
+}
+
+impl RecordSource for LocalIndex {
+    fn candidates(&self, query: &TokenQuery) -> Result<Vec<Candidate>, MatchError> {
+        if query.len() > MAX_QUERY_TOKENS {
+            return Err(MatchError::Query(format!(
+                "{} tokens in one query; at most {MAX_QUERY_TOKENS}",
+                query.len()
+            )));
+        }
+        let limit = match query.limit_per_token {
+            0 => DEFAULT_LIMIT_PER_TOKEN,
+            n => n.min(MAX_LIMIT_PER_TOKEN),
+        } as usize;
+        let mut refs: BTreeSet<u64> = BTreeSet::new();
+        let mut buf = Vec::new();
+        for (kind, tokens) in [
+            (P_PHONE, &query.phone),
+            (P_MASKED, &query.masked),
+            (P_NAME, &query.name),
+            (P_PINYIN, &query.pinyin),
+        ] {
+            let distinct: BTreeSet<u64> = tokens.iter().map(|t| t.0).collect();
+            for t in distinct {
+                buf.clear();
+                self.lookup(kind, t, limit, &mut buf)?;
+                refs.extend(&buf);
+            }
+        }
+        refs.into_iter().map(|r| self.candidate(r)).collect()
+    }
+
+    fn base_counts(
+        &self,
+        city: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<BaseCounts, MatchError> {
+        let mut out = BaseCounts {
+            city: city.map(str::to_string),
+            from,
+            to,
+            total: 0,
+            actors: Vec::new(),
+        };
+        let city_id = match city {
+            Some(c) => match self.dict.ids.get(normalise::canonical_city(c).as_str()) {
+                Some(id) => Some(*id),
+                None => return Ok(out),
+            },
+            None => None,
+        };
+        let mut counts = WindowCounts {
+            total: 0,
+            by_kind: [Vec::new(), Vec::new(), Vec::new()],
+        };
+        for c in &self.chunks {
+            c.count_window(city_id, from, to, &mut counts)?;
+        }
+        out.total = counts.total;
+        for (k, kind) in ["merchant", "rider", "partner"].iter().enumerate() {
+            for (id, n) in counts.by_kind[k].iter().enumerate() {
+                if *n > 0 {
+                    out.actors.push(ActorCount {
+                        actor_kind: (*kind).to_string(),
+                        actor_id: self.dict.name(id as u32).to_string(),
+                        orders: *n,
+                    });
+                }
+            }
+        }
+        if let Some(a) = &self.access {
+            for ((kind, actor), n) in a.count_window(city_id, from, to)? {
+                out.actors.push(ActorCount {
+                    actor_kind: account_kind(
+                        ACTOR_KINDS.get(kind as usize).copied().unwrap_or("staff"),
+                    ),
+                    actor_id: a.actors.get(actor as usize).cloned().unwrap_or_default(),
+                    orders: n,
+                });
+            }
+        }
+        out.actors
+            .sort_by(|a, b| (&a.actor_kind, &a.actor_id).cmp(&(&b.actor_kind, &b.actor_id)));
+        Ok(out)
+    }
+}
+
+/// The attribution kind of an access-log account: "staff_account", "merchant_account", ...
+pub fn account_kind(log_kind: &str) -> String {
+    format!("{log_kind}_account")
+}

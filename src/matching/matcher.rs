@@ -1,0 +1,643 @@
+//! Deciding which order, if any, each sample row describes.
+//!
+//! Each row is blinded with the same key as the index, all rows' tokens go to the
+//! [`RecordSource`] in one query, and each row is then decided on the candidates alone:
+//!
+//! - **full phone** → the orders with that phone token (level `phone`), scored by name and
+//!   address agreement; accepted unless both name and address are present and both disagree.
+//! - **masked phone** → the orders with that masked token (first 3 + last 4 digits), grouped by
+//!   customer (phone token). Accepted only with name and/or address agreement strong enough to
+//!   single out one of the customers sharing the mask (levels `masked+name`, `masked+address`,
+//!   `masked+name+address`).
+//! - **no phone** → orders with the same name or pinyin token whose address also agrees
+//!   strongly (level `fuzzy`).
+//!
+//! # Scores (Fellegi–Sunter)
+//!
+//! A field that agrees adds log2(m/u), one that disagrees adds log2((1−m)/(1−u)) (spread over
+//! the disagreement levels below), a missing field adds 0; m = P(agreement | same customer),
+//! u = P(agreement | different customers). The values, and why:
+//!
+//! | field | level | m | u | weight | why |
+//! |---|---|---|---|---|---|
+//! | phone | equal | 0.98 | 1e-7 | +23.2 | sellers copy numbers; a random other customer shares all 11 digits about once in 10^7 |
+//! | masked phone | equal | 0.98 | 2.5e-6 | +18.6 | ~40 live prefixes × 10^4 suffixes |
+//! | name | exact | 0.88 | 0.001 | +9.8 | typos, nicknames and pinyin spellings cost 12%; the commonest full names (张伟) are ~0.1–0.2% of people |
+//! | name | pinyin only | 0.06 | 0.002 | +4.9 | homophone typos and Latin spellings; pinyin collides about twice as often as characters |
+//! | name | different | 0.06 | 0.997 | −4.1 | |
+//! | address | strong | 0.80 | 0.0005 | +10.6 | overlap of pieces ≥ 0.8 and numbers compatible: truncation and reformatting keep overlap high; strangers share a building *and* room rarely |
+//! | address | partial | 0.12 | 0.01 | +3.6 | overlap ≥ 0.5, or a different room in the same building |
+//! | address | different | 0.08 | 0.9895 | −3.6 | another city or district, or little overlap |
+//!
+//! Address overlap is |A∩B| / min(|A|,|B|) over the text pieces (character bigrams) of the part
+//! after the district — the overlap coefficient, not Jaccard, because sellers truncate
+//! addresses and extractors glue names onto them, and both leave one set inside the other.
+//! Number pieces (room, bed, seat) must be compatible: the smaller set inside the larger.
+//!
+//! Acceptance thresholds: `phone` needs a score ≥ 23.2 − 5 (one disagreeing field is tolerated,
+//! two are not). `masked` and `fuzzy` need the name+address evidence to exceed
+//! [`MARGIN_BITS`] + log2(number of customers among the candidates): the prior odds of any one
+//! of k customers being the right one are 1/k, so the evidence must overcome log2 k bits before
+//! the margin counts; and the best customer must beat the runner-up by 1 bit, or the row is
+//! reported as ambiguous.
+//!
+//! # Repeat customers
+//!
+//! Among the chosen customer's acceptable orders: when the row has an order time (usually
+//! "MM-DD hh:mm", tried in `reference_year` and the year before), the nearest order within ±2
+//! days; otherwise the best-scoring order, and among equals the most recent. A customer is
+//! counted once (by phone token; a customer without one by order).
+//!
+//! Invariants: the result does not depend on the order candidates arrive in (they are sorted
+//! by order ref); an empty sample is an empty report; rows are never dropped — each input row
+//! has exactly one [`RowResult`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::attribution;
+use super::blind::{ADDRESS_NUMBER_BIT, Blinder, PieceCache};
+use super::normalise;
+use super::{
+    BlindKey, CanaryHit, Candidate, MatchError, MatchReport, RecordSource, RowResult, SampleInput,
+    Token, TokenQuery,
+};
+
+/// Safety margin, in bits, that masked and fuzzy evidence must exceed beyond log2(candidate
+/// customers): 5 bits is odds of 32:1 before the count of candidates is considered.
+pub const MARGIN_BITS: f64 = 5.0;
+/// Fuzzy rows have no phone at all, so they get a wider margin.
+pub const FUZZY_MARGIN_BITS: f64 = 8.0;
+/// How far an order time may be from the row's time and still pick that order.
+pub const TIME_TOLERANCE_SECS: i64 = 2 * 86_400;
+
+fn weight(m: f64, u: f64) -> f64 {
+    (m / u).log2()
+}
+
+/// The weights of the table in the module documentation.
+struct Weights {
+    phone: f64,
+    masked: f64,
+    name_exact: f64,
+    name_pinyin: f64,
+    name_differs: f64,
+    addr_strong: f64,
+    addr_partial: f64,
+    addr_differs: f64,
+}
+
+fn weights() -> Weights {
+    Weights {
+        phone: weight(0.98, 1e-7),
+        masked: weight(0.98, 2.5e-6),
+        name_exact: weight(0.88, 0.001),
+        name_pinyin: weight(0.06, 0.002),
+        name_differs: weight(0.06, 0.997),
+        addr_strong: weight(0.80, 0.0005),
+        addr_partial: weight(0.12, 0.01),
+        addr_differs: weight(0.08, 0.9895),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameAgree {
+    Missing,
+    Exact,
+    Pinyin,
+    Differs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AddrAgree {
+    Missing,
+    Strong,
+    Partial,
+    Differs,
+}
+
+/// A sample row in token form.
+struct RowQuery {
+    phone: Option<Token>,
+    masked: Option<Token>,
+    name: Option<Token>,
+    pinyin: Option<Token>,
+    district: Option<Token>,
+    city: Option<String>,
+    /// Address text tokens and number tokens, each sorted.
+    addr_text: Vec<u32>,
+    addr_num: Vec<u32>,
+    times: Vec<i64>,
+}
+
+impl RowQuery {
+    fn has_address(&self) -> bool {
+        !self.addr_text.is_empty() || self.district.is_some()
+    }
+}
+
+fn split_address(tokens: &[u32]) -> (Vec<u32>, Vec<u32>) {
+    let (num, text): (Vec<u32>, Vec<u32>) =
+        tokens.iter().partition(|t| *t & ADDRESS_NUMBER_BIT != 0);
+    (text, num)
+}
+
+/// Size of the intersection of two sorted slices.
+fn intersection(a: &[u32], b: &[u32]) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
+}
+
+fn compare_name(r: &RowQuery, c: &Candidate) -> NameAgree {
+    let (Some(rn), Some(cn)) = (r.name, c.tokens.name) else {
+        return NameAgree::Missing;
+    };
+    if rn == cn {
+        NameAgree::Exact
+    } else if r.pinyin.is_some() && r.pinyin == c.tokens.pinyin {
+        NameAgree::Pinyin
+    } else {
+        NameAgree::Differs
+    }
+}
+
+fn compare_address(r: &RowQuery, c: &Candidate) -> AddrAgree {
+    if !r.has_address() || (c.tokens.address.is_empty() && c.tokens.district.is_none()) {
+        return AddrAgree::Missing;
+    }
+    if let Some(rc) = &r.city
+        && !c.city.is_empty()
+        && *rc != normalise::canonical_city(&c.city)
+    {
+        return AddrAgree::Differs;
+    }
+    if let (Some(a), Some(b)) = (r.district, c.tokens.district)
+        && a != b
+    {
+        return AddrAgree::Differs;
+    }
+    let (ct, cn) = split_address(&c.tokens.address);
+    if r.addr_text.len() < 2 || ct.is_empty() {
+        // Too little text to compare; a district alone proves nothing.
+        return AddrAgree::Missing;
+    }
+    let overlap = intersection(&r.addr_text, &ct) as f64 / r.addr_text.len().min(ct.len()) as f64;
+    let numbers_ok = r.addr_num.is_empty()
+        || cn.is_empty()
+        || intersection(&r.addr_num, &cn) == r.addr_num.len().min(cn.len());
+    if overlap >= 0.8 && numbers_ok {
+        AddrAgree::Strong
+    } else if overlap >= 0.5 {
+        AddrAgree::Partial
+    } else {
+        AddrAgree::Differs
+    }
+}
+
+/// One candidate order evaluated against one row.
+#[derive(Clone, Copy)]
+struct Eval {
+    order: usize,
+    name: NameAgree,
+    addr: AddrAgree,
+    /// Name + address weight.
+    evidence: f64,
+}
+
+impl Eval {
+    fn name_agrees(&self) -> bool {
+        matches!(self.name, NameAgree::Exact | NameAgree::Pinyin)
+    }
+    fn addr_agrees(&self) -> bool {
+        matches!(self.addr, AddrAgree::Strong | AddrAgree::Partial)
+    }
+}
+
+/// How a row was (or was not) decided.
+struct Decision {
+    order: Option<usize>,
+    level: Option<String>,
+    score: f64,
+    agreed: Vec<String>,
+    note: Option<String>,
+    customer: Option<(u8, u64)>,
+}
+
+impl Decision {
+    fn none(note: impl Into<String>) -> Decision {
+        Decision {
+            order: None,
+            level: None,
+            score: 0.0,
+            agreed: Vec::new(),
+            note: Some(note.into()),
+            customer: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Phone,
+    Masked,
+    Fuzzy,
+}
+
+/// Checks sample rows against a record source.
+pub struct Matcher<'a> {
+    source: &'a dyn RecordSource,
+    key: &'a BlindKey,
+}
+
+impl<'a> Matcher<'a> {
+    pub fn new(source: &'a dyn RecordSource, key: &'a BlindKey) -> Matcher<'a> {
+        Matcher { source, key }
+    }
+}
+
+impl Matcher<'_> {
+    /// Checks `rows`; `reference_year` places order times written without a year (see the
+    /// module documentation).
+    pub fn check(
+        &self,
+        rows: &[SampleInput],
+        reference_year: i32,
+    ) -> Result<MatchReport, MatchError> {
+        let blinder = Blinder::new(self.key);
+        let mut cache = PieceCache::default();
+        let queries: Vec<RowQuery> = rows
+            .iter()
+            .map(|r| row_query(&blinder, &mut cache, r, reference_year))
+            .collect();
+        let mut q = TokenQuery::default();
+        for r in &queries {
+            match mode(r) {
+                Some(Mode::Phone) => q.phone.extend(r.phone),
+                Some(Mode::Masked) => q.masked.extend(r.masked),
+                Some(Mode::Fuzzy) => {
+                    q.name.extend(r.name);
+                    q.pinyin.extend(r.pinyin);
+                }
+                None => {}
+            }
+        }
+        for v in [&mut q.phone, &mut q.masked, &mut q.name, &mut q.pinyin] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        let mut cands = if q.is_empty() {
+            Vec::new()
+        } else {
+            self.source.candidates(&q)?
+        };
+        cands.sort_by_key(|c| c.order_ref);
+        cands.dedup_by_key(|c| c.order_ref);
+        let by = CandidateMaps::new(&cands);
+
+        let w = weights();
+        let mut report = MatchReport {
+            rows_checked: rows.len() as u64,
+            ..MatchReport::default()
+        };
+        let mut customers: BTreeSet<(u8, u64)> = BTreeSet::new();
+        let mut matched: BTreeMap<u64, usize> = BTreeMap::new();
+        for (i, r) in queries.iter().enumerate() {
+            let d = decide(r, &cands, &by, &w);
+            if let (Some(o), Some(level)) = (d.order, &d.level) {
+                report.rows_matched += 1;
+                *report.by_level.entry(level.clone()).or_insert(0) += 1;
+                matched.insert(cands[o].order_ref, o);
+                customers.extend(d.customer);
+            }
+            report.rows.push(RowResult {
+                row: i as u64,
+                order_id: d.order.map(|o| cands[o].order_id.clone()),
+                level: d.level,
+                score: (d.score * 1000.0).round() / 1000.0,
+                agreed: d.agreed,
+                note: d.note,
+            });
+        }
+        let orders: Vec<&Candidate> = matched.values().map(|o| &cands[*o]).collect();
+        report.distinct_customers = customers.len() as u64;
+        report.distinct_orders = orders.len() as u64;
+        let ids: BTreeSet<&str> = orders.iter().map(|c| c.order_id.as_str()).collect();
+        report.order_ids = ids.into_iter().map(str::to_string).collect();
+        report.first_order_at = orders.iter().map(|c| c.created_at).min();
+        report.last_order_at = orders.iter().map(|c| c.created_at).max();
+        let mut hits: Vec<CanaryHit> = orders
+            .iter()
+            .filter_map(|c| {
+                c.canary_for.as_ref().map(|p| CanaryHit {
+                    order_id: c.order_id.clone(),
+                    partner: p.clone(),
+                })
+            })
+            .collect();
+        hits.sort_by(|a, b| (&a.order_id, &a.partner).cmp(&(&b.order_id, &b.partner)));
+        report.attribution = attribution::attribute(&orders, &hits, self.source)?;
+        report.canary_hits = hits;
+        Ok(report)
+    }
+}
+
+fn row_query(b: &Blinder, cache: &mut PieceCache, r: &SampleInput, year: i32) -> RowQuery {
+    let nonempty = |s: &Option<String>| {
+        s.as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_string)
+    };
+    let f = b.tokens(
+        nonempty(&r.phone).as_deref(),
+        nonempty(&r.masked_phone).as_deref(),
+        nonempty(&r.name).as_deref(),
+        nonempty(&r.address).as_deref(),
+        cache,
+    );
+    let (addr_text, addr_num) = split_address(&f.tokens.address);
+    RowQuery {
+        phone: f.tokens.phone,
+        masked: f.tokens.masked,
+        name: f.tokens.name,
+        pinyin: f.tokens.pinyin,
+        district: f.tokens.district,
+        city: f.city,
+        addr_text,
+        addr_num,
+        times: r
+            .order_time
+            .as_deref()
+            .map(|t| normalise::parse_sample_time(t, year))
+            .unwrap_or_default(),
+    }
+}
+
+fn mode(r: &RowQuery) -> Option<Mode> {
+    if r.phone.is_some() {
+        Some(Mode::Phone)
+    } else if r.masked.is_some() {
+        Some(Mode::Masked)
+    } else if r.name.is_some() && r.has_address() {
+        Some(Mode::Fuzzy)
+    } else {
+        None
+    }
+}
+
+/// Candidate positions by token.
+struct CandidateMaps {
+    phone: HashMap<Token, Vec<usize>>,
+    masked: HashMap<Token, Vec<usize>>,
+    name: HashMap<Token, Vec<usize>>,
+    pinyin: HashMap<Token, Vec<usize>>,
+}
+
+impl CandidateMaps {
+    fn new(cands: &[Candidate]) -> CandidateMaps {
+        let mut m = CandidateMaps {
+            phone: HashMap::new(),
+            masked: HashMap::new(),
+            name: HashMap::new(),
+            pinyin: HashMap::new(),
+        };
+        for (i, c) in cands.iter().enumerate() {
+            let t = &c.tokens;
+            for (map, tok) in [
+                (&mut m.phone, t.phone),
+                (&mut m.masked, t.masked),
+                (&mut m.name, t.name),
+                (&mut m.pinyin, t.pinyin),
+            ] {
+                if let Some(tok) = tok {
+                    map.entry(tok).or_default().push(i);
+                }
+            }
+        }
+        m
+    }
+}
+
+fn customer_of(c: &Candidate) -> (u8, u64) {
+    match c.tokens.phone {
+        Some(t) => (0, t.0),
+        None => (1, c.order_ref),
+    }
+}
+
+fn evaluate(r: &RowQuery, c: &Candidate, order: usize, w: &Weights) -> Eval {
+    let name = compare_name(r, c);
+    let addr = compare_address(r, c);
+    let wn = match name {
+        NameAgree::Missing => 0.0,
+        NameAgree::Exact => w.name_exact,
+        NameAgree::Pinyin => w.name_pinyin,
+        NameAgree::Differs => w.name_differs,
+    };
+    let wa = match addr {
+        AddrAgree::Missing => 0.0,
+        AddrAgree::Strong => w.addr_strong,
+        AddrAgree::Partial => w.addr_partial,
+        AddrAgree::Differs => w.addr_differs,
+    };
+    Eval {
+        order,
+        name,
+        addr,
+        evidence: wn + wa,
+    }
+}
+
+fn decide(r: &RowQuery, cands: &[Candidate], by: &CandidateMaps, w: &Weights) -> Decision {
+    let Some(m) = mode(r) else {
+        return Decision::none(
+            "nothing to match on: no phone, no masked phone, no name with an address",
+        );
+    };
+    let empty = Vec::new();
+    let pool: Vec<usize> = match m {
+        Mode::Phone => r
+            .phone
+            .and_then(|t| by.phone.get(&t))
+            .unwrap_or(&empty)
+            .clone(),
+        Mode::Masked => r
+            .masked
+            .and_then(|t| by.masked.get(&t))
+            .unwrap_or(&empty)
+            .clone(),
+        Mode::Fuzzy => {
+            let mut v: Vec<usize> = r
+                .name
+                .and_then(|t| by.name.get(&t))
+                .unwrap_or(&empty)
+                .clone();
+            v.extend(r.pinyin.and_then(|t| by.pinyin.get(&t)).unwrap_or(&empty));
+            v.sort_unstable();
+            v.dedup();
+            v
+        }
+    };
+    if pool.is_empty() {
+        return Decision::none(match m {
+            Mode::Phone => "no order with this phone",
+            Mode::Masked => "no order with this masked phone",
+            Mode::Fuzzy => "no order with this name",
+        });
+    }
+    // Group by customer; keep each customer's acceptable orders.
+    let mut groups: BTreeMap<(u8, u64), Vec<Eval>> = BTreeMap::new();
+    for &i in &pool {
+        groups
+            .entry(customer_of(&cands[i]))
+            .or_default()
+            .push(evaluate(r, &cands[i], i, w));
+    }
+    let k = groups.len() as f64;
+    let base = match m {
+        Mode::Phone => w.phone,
+        Mode::Masked => w.masked,
+        Mode::Fuzzy => 0.0,
+    };
+    let acceptable = |e: &Eval| -> bool {
+        match m {
+            Mode::Phone => base + e.evidence >= w.phone - 5.0,
+            Mode::Masked => {
+                (e.name_agrees() || e.addr_agrees()) && e.evidence >= MARGIN_BITS + k.log2()
+            }
+            Mode::Fuzzy => {
+                e.name_agrees()
+                    && e.addr == AddrAgree::Strong
+                    && e.evidence >= FUZZY_MARGIN_BITS + k.log2()
+            }
+        }
+    };
+    // Best acceptable evidence per customer.
+    let mut ranked: Vec<((u8, u64), f64)> = groups
+        .iter()
+        .filter_map(|(cust, evals)| {
+            evals
+                .iter()
+                .filter(|e| acceptable(e))
+                .map(|e| e.evidence)
+                .fold(None, |acc: Option<f64>, x| {
+                    Some(acc.map_or(x, |a| a.max(x)))
+                })
+                .map(|best| (*cust, best))
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let Some(&(customer, best)) = ranked.first() else {
+        return Decision::none(match m {
+            Mode::Phone => "phone found, but both name and address disagree".to_string(),
+            Mode::Masked => format!(
+                "masked phone matches {} customer(s), none agreeing enough on name or address",
+                groups.len()
+            ),
+            Mode::Fuzzy => format!(
+                "{} customer(s) with this name, none with a matching address",
+                groups.len()
+            ),
+        });
+    };
+    if m != Mode::Phone
+        && let Some(&(_, second)) = ranked.get(1)
+        && second > best - 1.0
+    {
+        return Decision::none(format!(
+            "ambiguous: {} customers agree about equally",
+            ranked.len()
+        ));
+    }
+    let evals: Vec<Eval> = groups
+        .get(&customer)
+        .map(|v| v.iter().copied().filter(|e| acceptable(e)).collect())
+        .unwrap_or_default();
+    let (chosen, by_time) = choose_order(&evals, cands, &r.times);
+    let Some(e) = chosen else {
+        return Decision::none("no acceptable order");
+    };
+    let mut agreed: Vec<String> = Vec::new();
+    match m {
+        Mode::Phone => agreed.push("phone".into()),
+        Mode::Masked => agreed.push("masked_phone".into()),
+        Mode::Fuzzy => {}
+    }
+    match e.name {
+        NameAgree::Exact => agreed.push("name".into()),
+        NameAgree::Pinyin => agreed.push("name_pinyin".into()),
+        _ => {}
+    }
+    match e.addr {
+        AddrAgree::Strong => agreed.push("address".into()),
+        AddrAgree::Partial => agreed.push("address_partial".into()),
+        _ => {}
+    }
+    if by_time {
+        agreed.push("time".into());
+    }
+    let level = match m {
+        Mode::Phone => "phone".to_string(),
+        Mode::Fuzzy => "fuzzy".to_string(),
+        Mode::Masked => {
+            let mut l = String::from("masked");
+            if e.name_agrees() {
+                l.push_str("+name");
+            }
+            if e.addr_agrees() {
+                l.push_str("+address");
+            }
+            l
+        }
+    };
+    let note = (!r.times.is_empty() && !by_time)
+        .then(|| "no order of this customer within 2 days of the row's time; chose the best-agreeing, most recent".to_string());
+    Decision {
+        order: Some(e.order),
+        level: Some(level),
+        score: base + e.evidence,
+        agreed,
+        note,
+        customer: Some(customer),
+    }
+}
+
+/// The order for a repeat customer: nearest to the row's time within the tolerance, else the
+/// best-scoring, most recent. Returns the choice and whether the time picked it.
+fn choose_order(evals: &[Eval], cands: &[Candidate], times: &[i64]) -> (Option<Eval>, bool) {
+    if !times.is_empty() {
+        let gap = |e: &Eval| {
+            times
+                .iter()
+                .map(|t| (cands[e.order].created_at - t).abs())
+                .min()
+                .unwrap_or(i64::MAX)
+        };
+        let best = evals.iter().min_by(|a, b| {
+            gap(a)
+                .cmp(&gap(b))
+                .then(cands[b.order].order_ref.cmp(&cands[a.order].order_ref))
+        });
+        if let Some(e) = best
+            && gap(e) <= TIME_TOLERANCE_SECS
+        {
+            return (Some(*e), true);
+        }
+    }
+    let best = evals.iter().max_by(|a, b| {
+        a.evidence
+            .total_cmp(&b.evidence)
+            .then(cands[a.order].created_at.cmp(&cands[b.order].created_at))
+            .then(cands[a.order].order_ref.cmp(&cands[b.order].order_ref))
+    });
+    (best.copied(), false)
+}

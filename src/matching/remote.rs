@@ -1,0 +1,360 @@
+//! The record source over HTTP: the platform keeps its blind index (or any store that can
+//! answer token queries) on its side and leakwatch sends only keyed tokens. Also the reference
+//! server, which answers the protocol from a [`LocalIndex`].
+//!
+//! # Protocol (version 1)
+//!
+//! JSON over HTTP(S). Every request carries `Authorization: Bearer <token>`; a missing or wrong
+//! token gets `401`. Tokens are 16 lowercase hex digits (64-bit values: JSON numbers lose
+//! precision above 2^53); address tokens are plain JSON numbers (32-bit).
+//!
+//! `POST /v1/candidates` — body: a [`TokenQuery`]
+//!
+//! ```json
+//! {"phone": ["0a1b…"], "masked": ["…"], "name": ["…"], "pinyin": ["…"], "limit_per_token": 0}
+//! ```
+//!
+//! Answer `200`: `{"candidates": [Candidate, …]}` — every order carrying any of the tokens (at
+//! most `limit_per_token` per token, 0 = the server's default), each as a [`Candidate`]:
+//! `order_ref`, `order_id`, `created_at` (unix seconds), `city`, `merchant_id`, `rider_id`,
+//! `delivery_partner`, `canary_for` (null or a partner), `tokens` (`phone`, `masked`, `name`,
+//! `pinyin`, `district`: hex token or null; `address`: sorted u32 array, top bit = number
+//! piece) and `access` (`actor_kind`, `actor_id`, `action`, `at`). At most
+//! [`MAX_TOKENS_PER_REQUEST`] tokens per request (`413` beyond); the client splits larger
+//! queries.
+//!
+//! `POST /v1/base` — body `{"city": "北京" | null, "from": <unix>, "to": <unix>}` (both bounds
+//! inclusive). Answer `200`: a [`BaseCounts`]: `{"city", "from", "to", "total", "actors":
+//! [{"actor_kind", "actor_id", "orders"}]}`.
+//!
+//! Errors: `400` malformed request (plain-text reason), `401` unauthorised, `413` too many
+//! tokens, `500` server failure. Neither side ever sends a raw name, phone or address; the
+//! server never needs the key (it only looks tokens up).
+//!
+//! # Sync and async
+//!
+//! [`RecordSource`] is synchronous, so [`RemoteSource`] uses reqwest's blocking client, which
+//! runs its own runtime on a private thread. Call it from ordinary threads; async code must go
+//! through `tokio::task::spawn_blocking` (creating, using or dropping a blocking client on an
+//! async worker thread panics inside reqwest).
+//!
+//! Invariants: the reference server binds only what the caller passes (tests use 127.0.0.1);
+//! the bearer token is compared in constant time and never logged or printed (`Debug` hides
+//! it); answers do not depend on how the client split a query.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, Json, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinHandle;
+
+use super::{BaseCounts, Candidate, LocalIndex, MatchError, RecordSource, TokenQuery};
+
+/// Most tokens one request may carry.
+pub const MAX_TOKENS_PER_REQUEST: usize = 5_000;
+/// Largest request body the reference server accepts.
+const MAX_BODY_BYTES: usize = 4 << 20;
+
+/// Body of `POST /v1/base`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseRequest {
+    pub city: Option<String>,
+    pub from: i64,
+    pub to: i64,
+}
+
+/// Answer of `POST /v1/candidates`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidatesResponse {
+    pub candidates: Vec<Candidate>,
+}
+
+/// A [`RecordSource`] that asks a platform service over HTTP(S).
+pub struct RemoteSource {
+    client: reqwest::blocking::Client,
+    base: String,
+    bearer: String,
+}
+
+impl std::fmt::Debug for RemoteSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteSource")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteSource {
+    /// A source at `base_url` (e.g. `https://match.platform.example`), authenticating with
+    /// `bearer`. Not to be called on an async worker thread (see the module documentation).
+    pub fn new(base_url: &str, bearer: &str) -> Result<RemoteSource, MatchError> {
+        RemoteSource::with_timeout(base_url, bearer, Duration::from_secs(120))
+    }
+
+    /// [`RemoteSource::new`] with a per-request timeout.
+    pub fn with_timeout(
+        base_url: &str,
+        bearer: &str,
+        timeout: Duration,
+    ) -> Result<RemoteSource, MatchError> {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| MatchError::Remote(format!("HTTP client: {e}")))?;
+        Ok(RemoteSource {
+            client,
+            base: base_url.trim_end_matches('/').to_string(),
+            bearer: bearer.to_string(),
+        })
+    }
+
+    fn post<B: Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, MatchError> {
+        let url = format!("{}{path}", self.base);
+        let resp = self
+            .client
+            .post(&url)
+            .bearer_auth(&self.bearer)
+            .json(body)
+            .send()
+            .map_err(|e| MatchError::Remote(format!("{path}: {e}")))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text: String = resp.text().unwrap_or_default().chars().take(200).collect();
+            return Err(MatchError::Remote(format!("{path}: HTTP {status}: {text}")));
+        }
+        resp.json::<R>()
+            .map_err(|e| MatchError::Remote(format!("{path}: unreadable answer: {e}")))
+    }
+}
+
+/// Splits a query into queries of at most `max` tokens each.
+fn split_query(q: &TokenQuery, max: usize) -> Vec<TokenQuery> {
+    let mut out = Vec::new();
+    let mut cur = TokenQuery {
+        limit_per_token: q.limit_per_token,
+        ..TokenQuery::default()
+    };
+    // Which field of a query each list fills.
+    type Field = fn(&mut TokenQuery) -> &mut Vec<super::Token>;
+    let lists: [(&Vec<super::Token>, Field); 4] = [
+        (&q.phone, |x| &mut x.phone),
+        (&q.masked, |x| &mut x.masked),
+        (&q.name, |x| &mut x.name),
+        (&q.pinyin, |x| &mut x.pinyin),
+    ];
+    for (src, field) in lists {
+        for t in src {
+            if cur.len() >= max {
+                let next = TokenQuery {
+                    limit_per_token: q.limit_per_token,
+                    ..TokenQuery::default()
+                };
+                out.push(std::mem::replace(&mut cur, next));
+            }
+            field(&mut cur).push(*t);
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+impl RecordSource for RemoteSource {
+    fn candidates(&self, query: &TokenQuery) -> Result<Vec<Candidate>, MatchError> {
+        let mut all: Vec<Candidate> = Vec::new();
+        for part in split_query(query, MAX_TOKENS_PER_REQUEST) {
+            let r: CandidatesResponse = self.post("/v1/candidates", &part)?;
+            all.extend(r.candidates);
+        }
+        all.sort_by_key(|c| c.order_ref);
+        all.dedup_by_key(|c| c.order_ref);
+        Ok(all)
+    }
+
+    fn base_counts(
+        &self,
+        city: Option<&str>,
+        from: i64,
+        to: i64,
+    ) -> Result<BaseCounts, MatchError> {
+        self.post(
+            "/v1/base",
+            &BaseRequest {
+                city: city.map(str::to_string),
+                from,
+                to,
+            },
+        )
+    }
+}
+
+#[derive(Clone)]
+struct ServerState {
+    index: Arc<LocalIndex>,
+    token_hash: [u8; 32],
+}
+
+/// Compares the request's bearer token with the configured one in constant time (over their
+/// SHA-256, which also hides the length).
+fn authorised(headers: &HeaderMap, expected: &[u8; 32]) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let h: [u8; 32] = Sha256::digest(given.trim().as_bytes()).into();
+    h.iter()
+        .zip(expected)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
+}
+
+fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut r = (status, msg.into()).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+    }
+    r
+}
+
+fn index_error(e: MatchError) -> Response {
+    match e {
+        MatchError::Query(m) => error(StatusCode::BAD_REQUEST, m),
+        other => error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
+async fn candidates_handler(
+    State(st): State<ServerState>,
+    headers: HeaderMap,
+    body: Result<Json<TokenQuery>, JsonRejection>,
+) -> Response {
+    if !authorised(&headers, &st.token_hash) {
+        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    }
+    let q = match body {
+        Ok(Json(q)) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if q.len() > MAX_TOKENS_PER_REQUEST {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("at most {MAX_TOKENS_PER_REQUEST} tokens per request"),
+        );
+    }
+    // Index lookups are blocking file reads: keep them off the async workers.
+    let index = Arc::clone(&st.index);
+    match tokio::task::spawn_blocking(move || index.candidates(&q)).await {
+        Ok(Ok(candidates)) => Json(CandidatesResponse { candidates }).into_response(),
+        Ok(Err(e)) => index_error(e),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("lookup failed: {e}"),
+        ),
+    }
+}
+
+async fn base_handler(
+    State(st): State<ServerState>,
+    headers: HeaderMap,
+    body: Result<Json<BaseRequest>, JsonRejection>,
+) -> Response {
+    if !authorised(&headers, &st.token_hash) {
+        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    }
+    let req = match body {
+        Ok(Json(r)) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if req.from > req.to {
+        return error(StatusCode::BAD_REQUEST, "from is after to");
+    }
+    let index = Arc::clone(&st.index);
+    match tokio::task::spawn_blocking(move || {
+        index.base_counts(req.city.as_deref(), req.from, req.to)
+    })
+    .await
+    {
+        Ok(Ok(b)) => Json(b).into_response(),
+        Ok(Err(e)) => index_error(e),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("count failed: {e}"),
+        ),
+    }
+}
+
+/// Serves the protocol from `index` on `listen` (e.g. "127.0.0.1:0") with bearer `token`.
+/// Returns the bound address and the server task (abort it to stop the server).
+pub async fn serve_reference(
+    index: Arc<LocalIndex>,
+    listen: &str,
+    token: &str,
+) -> Result<(SocketAddr, JoinHandle<()>), MatchError> {
+    if token.trim().is_empty() {
+        return Err(MatchError::Remote(
+            "refusing to serve without a bearer token".into(),
+        ));
+    }
+    let state = ServerState {
+        index,
+        token_hash: Sha256::digest(token.trim().as_bytes()).into(),
+    };
+    let app = Router::new()
+        .route("/v1/candidates", post(candidates_handler))
+        .route("/v1/base", post(base_handler))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| MatchError::Remote(format!("cannot listen on {listen}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| MatchError::Remote(format!("listener address: {e}")))?;
+    let handle = tokio::spawn(async move {
+        // The server runs until the task is aborted; an accept-loop error ends it.
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((addr, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matching::Token;
+
+    #[test]
+    fn split_keeps_every_token() {
+        let q = TokenQuery {
+            phone: (0..7).map(Token).collect(),
+            masked: (10..13).map(Token).collect(),
+            name: vec![Token(20)],
+            pinyin: vec![],
+            limit_per_token: 9,
+        };
+        let parts = split_query(&q, 4);
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|p| p.len() <= 4 && p.limit_per_token == 9));
+        let total: usize = parts.iter().map(TokenQuery::len).sum();
+        assert_eq!(total, q.len());
+        assert!(split_query(&TokenQuery::default(), 4).is_empty());
+    }
+}

@@ -1,0 +1,806 @@
+//! Integration tests of the matching module: generated records with a planted leak go through
+//! the import, the index, the matcher (locally and over the reference server) and attribution;
+//! malformed inputs, wrong keys and interrupted imports are checked; a property test shows
+//! normalisation is total; an ignored test measures import and matching at ten million records.
+//!
+//! Invariants the tests rely on: the generator is deterministic per seed, so every threshold
+//! here is checked on the same data each run.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use proptest::prelude::*;
+
+use super::generator::{self, Plant};
+use super::index::ImportOptions;
+use super::normalise;
+use super::*;
+
+fn key() -> BlindKey {
+    BlindKey::new(*b"leakwatch matching test key 0001")
+}
+
+fn no_progress(_: u64, _: u64) {}
+
+/// order_id → normalised phone, read straight from the records file (the test's oracle).
+fn oracle(records: &Path) -> HashMap<String, String> {
+    oracle_for(records, None)
+}
+
+/// [`oracle`] restricted to some order ids (ten million entries would not fit comfortably).
+fn oracle_for(records: &Path, only: Option<&HashSet<&str>>) -> HashMap<String, String> {
+    let mut r = csv::Reader::from_path(records).expect("records readable");
+    let mut m = HashMap::new();
+    for rec in r.records() {
+        let rec = rec.expect("record");
+        if only.is_some_and(|o| !o.contains(&rec[0])) {
+            continue;
+        }
+        m.insert(
+            rec[0].to_string(),
+            normalise::normalise_phone(&rec[4]).unwrap_or_default(),
+        );
+    }
+    m
+}
+
+struct Quality {
+    tp: u64,
+    fp: u64,
+    fn_: u64,
+}
+
+impl Quality {
+    fn precision(&self) -> f64 {
+        self.tp as f64 / (self.tp + self.fp).max(1) as f64
+    }
+    fn recall(&self) -> f64 {
+        self.tp as f64 / (self.tp + self.fn_).max(1) as f64
+    }
+}
+
+/// Precision and recall over rows with a full or masked phone. A match is right when the
+/// matched order's customer (phone) is the row's customer.
+fn quality(
+    rows: &[SampleInput],
+    gt: &GroundTruth,
+    report: &MatchReport,
+    oracle: &HashMap<String, String>,
+) -> Quality {
+    let mut q = Quality {
+        tp: 0,
+        fp: 0,
+        fn_: 0,
+    };
+    for (i, row) in rows.iter().enumerate() {
+        if row.phone.is_none() && row.masked_phone.is_none() {
+            continue;
+        }
+        let res = &report.rows[i];
+        match (&res.order_id, &gt.rows[i]) {
+            (Some(oid), Some(t)) => {
+                if oracle.get(oid) == Some(&t.phone) {
+                    q.tp += 1;
+                } else {
+                    q.fp += 1;
+                    q.fn_ += 1;
+                    eprintln!("wrong customer: row {i} {row:?} -> {res:?}");
+                }
+            }
+            (Some(_), None) => {
+                q.fp += 1;
+                eprintln!("decoy matched: row {i} {row:?} -> {res:?}");
+            }
+            (None, Some(_)) => {
+                q.fn_ += 1;
+                if q.fn_ <= 20 {
+                    eprintln!("missed: row {i} {row:?} -> {res:?}");
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    q
+}
+
+fn import_default(dir: &Path, records: &Path) -> ImportReport {
+    LocalIndex::import(dir, &key(), records, &no_progress).expect("import")
+}
+
+/// Every file under `dir`, concatenated per file.
+fn index_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| {
+            let p = e.expect("entry").path();
+            let b = fs::read(&p).expect("read");
+            (p, b)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The needles (each at least 4 bytes) that occur in `hay`. One hash lookup per byte of `hay`
+/// on the needles' 4-byte prefixes, so hundreds of needles cost one pass.
+fn find_any<'a>(hay: &[u8], needles: &'a [String]) -> Vec<&'a str> {
+    let mut by_prefix: HashMap<[u8; 4], Vec<&'a str>> = HashMap::new();
+    for n in needles {
+        let b = n.as_bytes();
+        assert!(b.len() >= 4, "needle too short to be meaningful");
+        by_prefix
+            .entry([b[0], b[1], b[2], b[3]])
+            .or_default()
+            .push(n);
+    }
+    // A first filter on the first two bytes keeps the hash lookups rare (debug builds are slow).
+    let mut first2 = vec![false; 1 << 16];
+    for p in by_prefix.keys() {
+        first2[usize::from(p[0]) << 8 | usize::from(p[1])] = true;
+    }
+    let mut found = Vec::new();
+    for i in 0..hay.len().saturating_sub(3) {
+        if !first2[usize::from(hay[i]) << 8 | usize::from(hay[i + 1])] {
+            continue;
+        }
+        if let Some(ns) = by_prefix.get(&[hay[i], hay[i + 1], hay[i + 2], hay[i + 3]]) {
+            for n in ns {
+                if hay[i..].starts_with(n.as_bytes()) {
+                    found.push(*n);
+                }
+            }
+        }
+    }
+    found
+}
+
+struct Scenario {
+    _tmp: tempfile::TempDir,
+    records: PathBuf,
+    index_dir: PathBuf,
+    truth: Truth,
+    rows: Vec<SampleInput>,
+    gt: GroundTruth,
+}
+
+fn scenario(plant: Plant, n: u64, rows: usize, seed: u64) -> Scenario {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let records = tmp.path().join("orders.csv");
+    let t = Instant::now();
+    let truth = generator::write_records_csv(&records, n, seed, plant).expect("generate");
+    eprintln!(
+        "{plant:?}: generated {} records in {:.1}s",
+        truth.records,
+        t.elapsed().as_secs_f64()
+    );
+    let index_dir = tmp.path().join("index");
+    let t = Instant::now();
+    let report = import_default(&index_dir, &records);
+    eprintln!("{plant:?}: imported in {:.1}s", t.elapsed().as_secs_f64());
+    assert_eq!(report.rows, truth.records);
+    assert_eq!(report.imported, truth.records, "{:?}", report.skipped);
+    if let Some(log) = &truth.access_log {
+        let r = LocalIndex::import_access_log(&index_dir, log).expect("access log");
+        assert_eq!(r.skipped_total, 0, "{:?}", r.skipped);
+    }
+    let (rows, gt) = generator::sample(&truth, rows, seed + 1);
+    Scenario {
+        _tmp: tmp,
+        records,
+        index_dir,
+        truth,
+        rows,
+        gt,
+    }
+}
+
+fn check_quality(s: &Scenario, report: &MatchReport) {
+    let q = quality(&s.rows, &s.gt, report, &oracle(&s.records));
+    eprintln!(
+        "tp {} fp {} fn {} precision {:.4} recall {:.4} by_level {:?}",
+        q.tp,
+        q.fp,
+        q.fn_,
+        q.precision(),
+        q.recall(),
+        report.by_level
+    );
+    assert!(q.precision() >= 0.99, "precision {}", q.precision());
+    assert!(q.recall() >= 0.95, "recall {}", q.recall());
+    assert_eq!(report.rows.len(), s.rows.len());
+    assert!(report.distinct_customers <= report.rows_matched);
+    assert!(report.distinct_orders <= report.rows_matched);
+    assert_eq!(report.order_ids.len() as u64, report.distinct_orders);
+}
+
+#[test]
+fn rider_leak_is_matched_and_attributed_locally_and_remotely_without_pii_at_rest() {
+    let s = scenario(Plant::Rider, 200_000, 2_000, 11);
+    let k = key();
+    let index = Arc::new(LocalIndex::open(&s.index_dir, &k).expect("open"));
+    assert_eq!(index.orders(), s.truth.records);
+    let t = Instant::now();
+    let report = Matcher::new(&*index, &k)
+        .check(&s.rows, s.truth.year)
+        .expect("check");
+    eprintln!("checked in {:.1}s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    check_quality(&s, &report);
+    eprintln!("oracle in {:.1}s", t.elapsed().as_secs_f64());
+    let planted = s.truth.planted.clone().expect("planted");
+    let top = &report.attribution[0];
+    assert_eq!(
+        (top.actor_kind.clone(), top.actor_id.clone()),
+        planted,
+        "{:?}",
+        &report.attribution[..3.min(report.attribution.len())]
+    );
+    assert!(top.lift > 10.0 && top.touched >= MIN_TOUCHED);
+    assert!(report.canary_hits.is_empty());
+
+    // No raw phone, name or address from the records in any index file.
+    let files = index_files(&s.index_dir);
+    let mut needles: Vec<String> = Vec::new();
+    for o in s
+        .truth
+        .pool
+        .iter()
+        .take(150)
+        .chain(s.truth.canaries.iter().take(20))
+    {
+        needles.push(o.phone.clone());
+        needles.push(o.name.clone());
+        needles.push(o.address.clone());
+        needles.push(o.address_short.clone());
+    }
+    assert!(needles.len() >= 400);
+    // The search itself works: it finds a needle planted in a copy of a file.
+    let mut probe = files[0].1.clone();
+    probe.extend_from_slice(needles[1].as_bytes());
+    assert_eq!(find_any(&probe, &needles), vec![needles[1].as_str()]);
+    for (path, bytes) in &files {
+        let found = find_any(bytes, &needles);
+        assert!(
+            found.is_empty(),
+            "{} contains {} raw values",
+            path.display(),
+            found.len()
+        );
+    }
+
+    // The same report through the reference server.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (addr, handle) = rt
+        .block_on(serve_reference(
+            Arc::clone(&index),
+            "127.0.0.1:0",
+            "test-token",
+        ))
+        .expect("serve");
+    assert!(addr.ip().is_loopback());
+    let remote = RemoteSource::new(&format!("http://{addr}"), "test-token").expect("client");
+    let remote_report = Matcher::new(&remote, &k)
+        .check(&s.rows, s.truth.year)
+        .expect("remote check");
+    assert_eq!(remote_report, report);
+    let wrong = RemoteSource::new(&format!("http://{addr}"), "wrong").expect("client");
+    match Matcher::new(&wrong, &k).check(&s.rows[..5], s.truth.year) {
+        Err(MatchError::Remote(m)) => assert!(m.contains("401"), "{m}"),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    drop(remote);
+    drop(wrong);
+    handle.abort();
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn partner_leak_is_attributed_and_its_canary_reported() {
+    let s = scenario(Plant::Partner, 200_000, 2_000, 23);
+    let k = key();
+    let index = LocalIndex::open(&s.index_dir, &k).expect("open");
+    let report = Matcher::new(&index, &k)
+        .check(&s.rows, s.truth.year)
+        .expect("check");
+    check_quality(&s, &report);
+    let planted = s.truth.planted.clone().expect("planted");
+    let partner = s.gt.canary_partner.clone().expect("canaries in the sample");
+    assert_eq!(partner, planted.1);
+    assert!(!report.canary_hits.is_empty());
+    assert!(report.canary_hits.iter().all(|h| h.partner == partner));
+    let top = &report.attribution[0];
+    assert_eq!((top.actor_kind.clone(), top.actor_id.clone()), planted);
+    assert!(top.canary);
+    // Without the canary flag the partner would still lead on its numbers alone.
+    let best_other = report
+        .attribution
+        .iter()
+        .skip(1)
+        .map(|s| s.score)
+        .fold(0.0, f64::max);
+    assert!(
+        top.score > best_other,
+        "{:?}",
+        &report.attribution[..3.min(report.attribution.len())]
+    );
+}
+
+#[test]
+fn staff_account_leak_is_attributed_from_the_access_log() {
+    let s = scenario(Plant::Staff, 60_000, 800, 37);
+    let k = key();
+    let index = LocalIndex::open(&s.index_dir, &k).expect("open");
+    let report = Matcher::new(&index, &k)
+        .check(&s.rows, s.truth.year)
+        .expect("check");
+    check_quality(&s, &report);
+    let top = &report.attribution[0];
+    assert_eq!(
+        (top.actor_kind.clone(), top.actor_id.clone()),
+        s.truth.planted.clone().expect("planted")
+    );
+}
+
+#[test]
+fn repeat_customer_order_is_chosen_by_time() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let records = tmp.path().join("r.csv");
+    fs::write(
+        &records,
+        "order_id,created_at,city,customer_name,customer_phone,address,merchant_id,rider_id,delivery_partner\n\
+         A1,2024-11-01 12:00:00,北京,张伟,13812345678,北京市海淀区中关村大街27号院3号楼2单元1203室,M1,R1,P1\n\
+         A2,2024-11-20 18:30:00,北京,张伟,13812345678,北京市海淀区中关村大街27号院3号楼2单元1203室,M1,R2,P1\n\
+         A3,2023-11-23 06:58:00,北京,张伟,+86 138 1234 5678,北京市海淀区中关村大街27号院3号楼2单元1203室,M2,R3,P1\n\
+         B1,2024-11-23 07:00:00,上海,李娜,13912345678,上海市浦东新区世纪大道100号,M3,R4,P2\n",
+    )
+    .expect("write");
+    import_default(&tmp.path().join("i"), &records);
+    let k = key();
+    let index = LocalIndex::open(&tmp.path().join("i"), &k).expect("open");
+    let m = Matcher::new(&index, &k);
+    let row = |phone: &str, time: Option<&str>| SampleInput {
+        name: Some("张伟".into()),
+        phone: Some(phone.into()),
+        order_time: time.map(str::to_string),
+        ..SampleInput::default()
+    };
+    let rows = vec![
+        row("13812345678", Some("11-23 06:58")), // last year's order, found via reference_year - 1
+        row("13812345678", Some("11-21 10:00")), // within 2 days of A2
+        row("13812345678", None),                // most recent: A2
+        SampleInput {
+            name: Some("Zhang Wei".into()),
+            masked_phone: Some("138****5678".into()),
+            address: Some("海淀区中关村大街27号院3号楼".into()),
+            order_time: Some("11-01 12:00".into()),
+            ..SampleInput::default()
+        },
+        SampleInput {
+            name: Some("李娜".into()),
+            address: Some("上海市浦东新区世纪大道100号".into()),
+            ..SampleInput::default()
+        },
+        SampleInput {
+            name: Some("李娜".into()),
+            masked_phone: Some("139****0000".into()),
+            ..SampleInput::default()
+        },
+    ];
+    let r = m.check(&rows, 2024).expect("check");
+    let ids: Vec<Option<&str>> = r.rows.iter().map(|x| x.order_id.as_deref()).collect();
+    assert_eq!(
+        ids,
+        vec![
+            Some("A3"),
+            Some("A2"),
+            Some("A2"),
+            Some("A1"),
+            Some("B1"),
+            None
+        ]
+    );
+    assert_eq!(r.rows[3].level.as_deref(), Some("masked+name+address"));
+    assert_eq!(r.rows[4].level.as_deref(), Some("fuzzy"));
+    assert!(r.rows[0].agreed.contains(&"time".to_string()));
+    assert_eq!(r.rows_matched, 5);
+    assert_eq!(
+        r.distinct_customers, 2,
+        "one customer, counted once, plus 李娜"
+    );
+    assert_eq!(r.distinct_orders, 4);
+    assert_eq!(r.order_ids, vec!["A1", "A2", "A3", "B1"]);
+    assert_eq!(r.by_level.get("phone"), Some(&3));
+    // Fewer than MIN_TOUCHED orders per actor, except the partner P1 (3 orders) whose base
+    // share equals its share: nobody stands out.
+    assert!(
+        r.attribution
+            .iter()
+            .all(|s| s.lift > 1.0 && s.touched >= MIN_TOUCHED)
+    );
+}
+
+#[test]
+fn empty_sample_gives_an_empty_report() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let records = tmp.path().join("r.csv");
+    generator::write_records_csv(&records, 500, 1, Plant::None).expect("generate");
+    import_default(&tmp.path().join("i"), &records);
+    let k = key();
+    let index = LocalIndex::open(&tmp.path().join("i"), &k).expect("open");
+    let r = Matcher::new(&index, &k).check(&[], 2024).expect("check");
+    assert_eq!(r, MatchReport::default());
+    // Rows with nothing to match on are reported, not dropped.
+    let r = Matcher::new(&index, &k)
+        .check(&[SampleInput::default()], 2024)
+        .expect("check");
+    assert_eq!(r.rows_checked, 1);
+    assert_eq!(r.rows_matched, 0);
+    assert!(r.rows[0].note.is_some());
+}
+
+const HEADER: &str = "order_id,created_at,city,customer_name,customer_phone,address,merchant_id,rider_id,delivery_partner,canary_for\n";
+
+#[test]
+fn malformed_rows_are_skipped_with_line_numbers() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let records = tmp.path().join("bad.csv");
+    let mut body = HEADER.as_bytes().to_vec();
+    body.extend_from_slice(
+        "O1,2024-11-01 12:00:00,北京,张伟,13812345678,北京市海淀区中关村大街1号,M1,R1,P1,\n"
+            .as_bytes(),
+    ); // line 2 ok
+    body.extend_from_slice(b"O2,2024-11-01 12:00:00,x,y\n"); // line 3 wrong column count
+    body.extend_from_slice("O3,yesterday,北京,王芳,13912345678,地址,M1,R1,P1,\n".as_bytes()); // line 4 bad date
+    body.extend_from_slice(
+        ",2024-11-01 12:00:00,北京,王芳,13912345678,地址,M1,R1,P1,\n".as_bytes(),
+    ); // line 5 no id
+    body.extend_from_slice(b"O5,2024-11-01 12:00:00,\xff\xfe,a,13912345678,b,M1,R1,P1,\n"); // line 6 bad UTF-8
+    body.extend_from_slice(
+        "\"O6\",\"2024-11-02T08:00:00+08:00\",上海,\"李,娜\",not a phone,,M2,R2,P2,\n".as_bytes(),
+    ); // line 7 ok
+    fs::write(&records, body).expect("write");
+    let r = import_default(&tmp.path().join("i"), &records);
+    assert_eq!(r.rows, 6);
+    assert_eq!(r.imported, 2);
+    assert_eq!(r.skipped_total, 4);
+    let lines: Vec<u64> = r.skipped.iter().map(|s| s.0).collect();
+    assert_eq!(lines, vec![3, 4, 5, 6]);
+    assert!(
+        r.skipped[0].1.contains("wrong number of fields"),
+        "{:?}",
+        r.skipped
+    );
+    assert!(r.skipped[1].1.contains("created_at"));
+    assert!(r.skipped[2].1.contains("order_id"));
+    assert!(r.skipped[3].1.contains("UTF-8"));
+    // Skip reasons never quote values.
+    assert!(
+        r.skipped
+            .iter()
+            .all(|s| !s.1.contains("yesterday") && !s.1.contains("王芳"))
+    );
+
+    // JSONL: a bad line is skipped with its number; numbers are accepted as strings.
+    let jsonl = tmp.path().join("r.jsonl");
+    fs::write(
+        &jsonl,
+        "{\"order_id\":\"J1\",\"created_at\":\"2024-11-01 12:00:00\",\"city\":\"北京\",\"customer_phone\":13812345678,\"customer_name\":\"张伟\"}\n\
+         \n\
+         {not json\n\
+         {\"order_id\":\"J3\",\"created_at\":\"bad\"}\n",
+    )
+    .expect("write");
+    let r = import_default(&tmp.path().join("j"), &jsonl);
+    assert_eq!((r.rows, r.imported, r.skipped_total), (3, 1, 2));
+    assert_eq!(
+        r.skipped.iter().map(|s| s.0).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
+    let k = key();
+    let index = LocalIndex::open(&tmp.path().join("j"), &k).expect("open");
+    let rep = Matcher::new(&index, &k)
+        .check(
+            &[SampleInput {
+                phone: Some("13812345678".into()),
+                ..SampleInput::default()
+            }],
+            2024,
+        )
+        .expect("check");
+    assert_eq!(rep.order_ids, vec!["J1"]);
+}
+
+#[test]
+fn unusable_files_are_refused_clearly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let empty = tmp.path().join("empty.csv");
+    fs::write(&empty, "").expect("write");
+    let err =
+        LocalIndex::import(&tmp.path().join("a"), &key(), &empty, &no_progress).expect_err("empty");
+    assert!(err.to_string().contains("empty"), "{err}");
+
+    let binary = tmp.path().join("photo.jpg");
+    fs::write(
+        &binary,
+        [
+            0xFFu8, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0, 1, 2, 3,
+        ],
+    )
+    .expect("write");
+    let err = LocalIndex::import(&tmp.path().join("b"), &key(), &binary, &no_progress)
+        .expect_err("binary");
+    assert!(err.to_string().contains("missing column"), "{err}");
+
+    let prose = tmp.path().join("notes.txt");
+    fs::write(&prose, "张伟 13812345678 北京市海淀区\nhello\n").expect("write");
+    let err =
+        LocalIndex::import(&tmp.path().join("c"), &key(), &prose, &no_progress).expect_err("prose");
+    let msg = err.to_string();
+    assert!(msg.contains("order_id"), "{msg}");
+    assert!(!msg.contains("13812345678"), "error quotes data: {msg}");
+
+    let missing = tmp.path().join("nope.csv");
+    assert!(matches!(
+        LocalIndex::import(&tmp.path().join("d"), &key(), &missing, &no_progress),
+        Err(MatchError::Io { .. })
+    ));
+
+    // A header alone is a valid, empty export.
+    let header_only = tmp.path().join("h.csv");
+    fs::write(&header_only, HEADER).expect("write");
+    let r = import_default(&tmp.path().join("e"), &header_only);
+    assert_eq!((r.rows, r.imported), (0, 0));
+    let index = LocalIndex::open(&tmp.path().join("e"), &key()).expect("open");
+    assert_eq!(index.orders(), 0);
+
+    // Opening what is not an index.
+    assert!(matches!(
+        LocalIndex::open(tmp.path(), &key()),
+        Err(MatchError::Index { .. })
+    ));
+}
+
+#[test]
+fn wrong_key_is_refused_and_other_files_are_not_mixed_in() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let records = tmp.path().join("r.csv");
+    generator::write_records_csv(&records, 1_000, 3, Plant::None).expect("generate");
+    let dir = tmp.path().join("i");
+    let first = import_default(&dir, &records);
+    let other_key = BlindKey::new([9u8; 32]);
+    assert!(matches!(
+        LocalIndex::open(&dir, &other_key),
+        Err(MatchError::WrongKey { .. })
+    ));
+    assert!(matches!(
+        LocalIndex::import(&dir, &other_key, &records, &no_progress),
+        Err(MatchError::WrongKey { .. })
+    ));
+    // The same file again: nothing to do, same report.
+    let again = import_default(&dir, &records);
+    assert_eq!(again.resumed_from, Some(first.rows));
+    assert_eq!(
+        ImportReport {
+            resumed_from: None,
+            ..again
+        },
+        first
+    );
+    // Another file into the same directory is refused.
+    let other = tmp.path().join("o.csv");
+    generator::write_records_csv(&other, 1_000, 4, Plant::None).expect("generate");
+    assert!(matches!(
+        LocalIndex::import(&dir, &key(), &other, &no_progress),
+        Err(MatchError::Index { .. })
+    ));
+    // Access log rows for unknown orders or with bad fields are skipped with line numbers.
+    let log = tmp.path().join("log.csv");
+    let known = oracle(&records).into_keys().min().expect("an order");
+    fs::write(
+        &log,
+        format!(
+            "order_id,actor_kind,actor_id,action,at\n{known},staff,S1,view,2024-11-01 10:00:00\nNOPE,staff,S1,view,2024-11-01 10:00:00\n{known},robot,S1,view,2024-11-01 10:00:00\n{known},staff,S1,export,2024-11-01 10:05:00\n"
+        ),
+    )
+    .expect("write");
+    let r = LocalIndex::import_access_log(&dir, &log).expect("log");
+    assert_eq!((r.rows, r.imported, r.skipped_total), (4, 2, 2));
+    assert_eq!(
+        r.skipped.iter().map(|s| s.0).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
+    let index = LocalIndex::open(&dir, &key()).expect("open");
+    let from = 0;
+    let counts = index.base_counts(None, from, i64::MAX).expect("counts");
+    assert_eq!(counts.total, 1_000 + 84);
+    assert!(
+        counts
+            .actors
+            .iter()
+            .any(|a| a.actor_kind == "staff_account" && a.actor_id == "S1" && a.orders == 1)
+    );
+}
+
+#[test]
+fn interrupted_import_resumes_to_the_same_index() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let records = tmp.path().join("r.csv");
+    generator::write_records_csv(&records, 30_000, 5, Plant::None).expect("generate");
+    let opts = ImportOptions {
+        chunk_rows: 4_000,
+        threads: 2,
+    };
+    let whole = tmp.path().join("whole");
+    let full =
+        LocalIndex::import_with(&whole, &key(), &records, &no_progress, &opts).expect("import");
+
+    let cut = tmp.path().join("cut");
+    let total = fs::metadata(&records).expect("meta").len();
+    let crash = |done: u64, _: u64| {
+        if done > total / 2 {
+            panic!("simulated crash");
+        }
+    };
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        LocalIndex::import_with(&cut, &key(), &records, &crash, &opts)
+    }));
+    assert!(res.is_err(), "the import should have been interrupted");
+    assert!(matches!(
+        LocalIndex::open(&cut, &key()),
+        Err(MatchError::Index { .. })
+    ));
+    let done_before: Vec<_> = index_files(&cut)
+        .into_iter()
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "lwm"))
+        .collect();
+    assert!(
+        !done_before.is_empty(),
+        "some chunks finished before the crash"
+    );
+    // A leftover temp file from the crash is cleaned up on resume.
+    fs::write(cut.join("chunk-00099.lwm.tmp"), b"junk").expect("write");
+
+    let resumed =
+        LocalIndex::import_with(&cut, &key(), &records, &no_progress, &opts).expect("resume");
+    let from = resumed.resumed_from.expect("resumed");
+    assert!(
+        from > 0 && from < full.rows && from.is_multiple_of(4_000),
+        "{from}"
+    );
+    assert_eq!(
+        ImportReport {
+            resumed_from: None,
+            ..resumed
+        },
+        full
+    );
+    let a = index_files(&whole);
+    let b = index_files(&cut);
+    assert_eq!(a.len(), b.len());
+    for ((pa, ba), (pb, bb)) in a.iter().zip(&b) {
+        assert_eq!(pa.file_name(), pb.file_name());
+        assert!(ba == bb, "{} differs", pa.display());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn normalisation_never_panics(s in "\\PC{0,80}", year in -5000i32..5000) {
+        let _ = normalise::normalise_phone(&s);
+        let _ = normalise::normalise_masked_phone(&s);
+        let _ = normalise::normalise_name(&s);
+        if let Some(a) = normalise::normalise_address(&s) {
+            prop_assert!(a.pieces.len() <= normalise::MAX_ADDRESS_PIECES);
+            for p in a.pieces {
+                let _ = normalise::piece_text(p);
+            }
+        }
+        let _ = normalise::parse_record_time(&s);
+        let _ = normalise::parse_sample_time(&s, year);
+        let _ = normalise::canonical_city(&s);
+        let _ = normalise::half_width(&s);
+    }
+
+    #[test]
+    fn normalisation_of_phone_like_text_never_panics(s in "[+0-9０-９ ()*x●-]{0,30}") {
+        let _ = normalise::normalise_phone(&s);
+        let _ = normalise::normalise_masked_phone(&s);
+        let _ = normalise::parse_sample_time(&s, 2024);
+        let b = Blinder::new(&key());
+        let _ = b.tokens(Some(&s), Some(&s), Some(&s), Some(&s), &mut blind::PieceCache::default());
+    }
+}
+
+/// Peak resident memory of this process (Linux), in MiB.
+fn peak_rss_mib() -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
+}
+
+/// Import rate and index size at ten million records, and the time to check 5,000 rows.
+/// Run with `cargo test --release -- --ignored bench_ten_million --nocapture`
+/// (`LEAKWATCH_BENCH_RECORDS` changes the count, `LEAKWATCH_BENCH_DIR` the scratch place).
+#[test]
+#[ignore]
+fn bench_ten_million() {
+    let n: u64 = std::env::var("LEAKWATCH_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    let base = std::env::var("LEAKWATCH_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir());
+    let tmp = tempfile::tempdir_in(base).expect("tempdir");
+    let records = tmp.path().join("orders.csv");
+    let t = Instant::now();
+    let truth = generator::write_records_csv(&records, n, 99, Plant::Rider).expect("generate");
+    let csv_bytes = fs::metadata(&records).expect("meta").len();
+    eprintln!(
+        "generated {} records ({:.1} MiB) in {:.1}s",
+        truth.records,
+        csv_bytes as f64 / 1048576.0,
+        t.elapsed().as_secs_f64()
+    );
+    let rss_before = peak_rss_mib();
+    let dir = tmp.path().join("index");
+    let t = Instant::now();
+    let report = LocalIndex::import(&dir, &key(), &records, &no_progress).expect("import");
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(report.imported, truth.records);
+    let t = Instant::now();
+    let k = key();
+    let index = LocalIndex::open(&dir, &k).expect("open");
+    let open_secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "import: {} records in {:.1}s = {:.0} records/s; index {:.1} MiB ({:.0} B/record); peak RSS {} MiB (after generation {} MiB); open {:.3}s",
+        report.imported,
+        secs,
+        report.imported as f64 / secs,
+        index.size_bytes() as f64 / 1048576.0,
+        index.size_bytes() as f64 / report.imported as f64,
+        peak_rss_mib(),
+        rss_before,
+        open_secs
+    );
+    let (rows, gt) = generator::sample(&truth, 5_000, 100);
+    let m = Matcher::new(&index, &k);
+    let t = Instant::now();
+    let r = m.check(&rows, truth.year).expect("check");
+    let first = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let r2 = m.check(&rows, truth.year).expect("check");
+    let second = t.elapsed().as_secs_f64();
+    assert_eq!(r, r2);
+    let ids: HashSet<&str> = r.order_ids.iter().map(String::as_str).collect();
+    let q = quality(&rows, &gt, &r, &oracle_for(&records, Some(&ids)));
+    eprintln!(
+        "check 5000 rows: {:.2}s (cold), {:.2}s (warm); matched {} rows, {} customers, {} orders; precision {:.4} recall {:.4}; top suspect {:?} {} lift {:.1}",
+        first,
+        second,
+        r.rows_matched,
+        r.distinct_customers,
+        r.distinct_orders,
+        q.precision(),
+        q.recall(),
+        r.attribution.first().map(|s| (&s.actor_kind, &s.actor_id)),
+        r.attribution.first().map(|s| s.touched).unwrap_or(0),
+        r.attribution.first().map(|s| s.lift).unwrap_or(0.0)
+    );
+}
