@@ -259,6 +259,13 @@ async fn serve_captures_every_message_with_media_and_extracts_what_was_posted() 
     // as the demo does) and every row of it is a real order: findings with verified counts.
     let findings = ev.state.findings().unwrap();
     assert!(!findings.is_empty(), "no findings");
+    assert!(
+        findings.iter().any(|f| f
+            .offer
+            .as_ref()
+            .is_some_and(|o| o["price_per_record_fen"].is_u64())),
+        "findings carry the group's offer"
+    );
     for i in 0..ev.ledger.size() {
         if let EntryBody::Matched {
             rows_checked,

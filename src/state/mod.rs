@@ -68,6 +68,9 @@ pub struct CaseView {
     /// Why the group stopped being watched (`bot_removed`, `dismissed`), if it did.
     #[serde(default)]
     pub ended: Option<String>,
+    /// The latest offer extracted from the group (price, volume, platforms, ...).
+    #[serde(default)]
+    pub last_offer: Option<serde_json::Value>,
 }
 
 /// A finding: a verified sample from a watched group, waiting for review.
@@ -85,6 +88,8 @@ pub struct FindingView {
     pub last_order_at: Option<String>,
     pub canary_partners: Vec<String>,
     pub suspects: Vec<String>,
+    /// The group's latest offer when the sample was verified.
+    pub offer: Option<serde_json::Value>,
     /// `new` until review (the review stage moves it on).
     pub status: String,
     pub created_at: String,
@@ -335,6 +340,7 @@ impl State {
                     member_count: None,
                     last_snapshot: None,
                     ended: None,
+                    last_offer: None,
                 };
                 self.put_case(&view)?;
                 self.groups
@@ -416,7 +422,9 @@ impl State {
                 suspects,
                 ..
             } if *rows_matched > 0 => {
+                let offer = self.case(case)?.and_then(|c| c.last_offer);
                 let view = FindingView {
+                    offer,
                     finding: format!("F-{index}"),
                     case: case.clone(),
                     matched_entry: index,
@@ -437,6 +445,13 @@ impl State {
                         serde_json::to_vec(&view).unwrap_or_default(),
                     )
                     .map_err(&err)?;
+            }
+            EntryBody::Extracted {
+                case,
+                offer: Some(offer),
+                ..
+            } => {
+                self.update_case(case, |v| v.last_offer = Some(offer.clone()))?;
             }
             EntryBody::Custody { .. }
             | EntryBody::Matched { .. }
