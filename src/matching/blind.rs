@@ -146,6 +146,15 @@ impl Blinder {
         self.token8(field::MASKED, v.as_bytes())
     }
 
+    /// Phone and masked-phone tokens of an 11-digit phone, without allocating (the same
+    /// values as [`Blinder::phone`] and [`Blinder::masked`]).
+    fn phone_digits(&self, d: &[u8; 11]) -> (Token, Token) {
+        let mut m = [b'|'; 8];
+        m[..3].copy_from_slice(&d[..3]);
+        m[4..].copy_from_slice(&d[7..]);
+        (self.token8(field::PHONE, d), self.token8(field::MASKED, &m))
+    }
+
     /// Exact-name token and pinyin token.
     pub fn name(&self, n: &NormName) -> (Token, Token) {
         (
@@ -172,11 +181,11 @@ impl Blinder {
 
     /// Address tokens of a parsed address, sorted and distinct, through a cache (address
     /// pieces repeat endlessly across orders: street names, 号楼, 单元, room numbers).
-    pub fn address(&self, a: &NormAddress, cache: &mut PieceCache) -> Vec<u32> {
+    pub fn address(&self, a: &NormAddress, cache: &mut TokenCache) -> Vec<u32> {
         let mut out: Vec<u32> = a
             .pieces
             .iter()
-            .map(|p| cache.get_or(*p, || self.address_piece(*p)))
+            .map(|p| cache.piece(*p, || self.address_piece(*p)))
             .collect();
         out.sort_unstable();
         out.dedup();
@@ -191,22 +200,27 @@ impl Blinder {
         masked: Option<&str>,
         name: Option<&str>,
         address: Option<&str>,
-        cache: &mut PieceCache,
+        cache: &mut TokenCache,
     ) -> BlindFields {
         let mut out = BlindFields::default();
-        if let Some(p) = phone.and_then(normalise::normalise_phone) {
-            out.tokens.phone = Some(self.phone(&p));
-            out.tokens.masked = MaskedPhone::of_phone(&p).map(|m| self.masked(&m));
+        if let Some(d) = phone.and_then(normalise::phone_digits) {
+            let (p, m) = self.phone_digits(&d);
+            out.tokens.phone = Some(p);
+            out.tokens.masked = Some(m);
         } else if let Some(m) = masked.or(phone).and_then(normalise::normalise_masked_phone) {
             out.tokens.masked = Some(self.masked(&m));
         }
-        if let Some(n) = name.and_then(normalise::normalise_name) {
-            let (nt, pt) = self.name(&n);
+        if let Some(raw) = name
+            && let Some((nt, pt)) = normalise::normalise_name(raw).map(|n| self.name(&n))
+        {
             out.tokens.name = Some(nt);
             out.tokens.pinyin = Some(pt);
         }
         if let Some(a) = address.and_then(normalise::normalise_address) {
-            out.tokens.district = a.district.as_deref().map(|d| self.district(d));
+            out.tokens.district = a
+                .district
+                .as_deref()
+                .map(|d| cache.district(d, || self.district(d)));
             out.tokens.address = self.address(&a, cache);
             out.city = a.city;
         }
@@ -222,44 +236,76 @@ pub struct BlindFields {
     pub city: Option<String>,
 }
 
-/// Cache of address-piece tokens, per thread. Bounded: cleared when it reaches
-/// [`PieceCache::CAPACITY`] entries, which bounds memory and keeps the hit rate high (the
-/// vocabulary of address pieces is small).
+/// Per-thread cache of the tokens of values that repeat across orders: address pieces (street
+/// names, 号楼, 单元, room numbers) and districts. Both vocabularies are small, so the cache
+/// stays in the CPU cache and saves most address HMACs. (Names are not cached: there are
+/// hundreds of thousands of distinct ones, and a lookup that misses the CPU cache costs as
+/// much as normalising and hashing the name.) It only saves HMAC and normalisation work; each map is cleared when it reaches its capacity,
+/// which bounds memory. It lives in memory only, for the duration of an import or a check.
 #[derive(Default)]
-pub struct PieceCache {
-    map: HashMap<u64, u32, BuildHasherDefault<PieceHasher>>,
+pub struct TokenCache {
+    pieces: HashMap<u64, u32, BuildHasherDefault<PieceHasher>>,
+    districts: HashMap<Box<str>, Token, BuildHasherDefault<PieceHasher>>,
 }
 
-impl PieceCache {
+impl TokenCache {
+    /// Entries per map before it is cleared.
     pub const CAPACITY: usize = 1 << 20;
 
-    fn get_or(&mut self, piece: u64, f: impl FnOnce() -> u32) -> u32 {
-        if let Some(v) = self.map.get(&piece) {
+    fn piece(&mut self, piece: u64, f: impl FnOnce() -> u32) -> u32 {
+        if let Some(v) = self.pieces.get(&piece) {
             return *v;
         }
-        if self.map.len() >= Self::CAPACITY {
-            self.map.clear();
+        if self.pieces.len() >= Self::CAPACITY {
+            self.pieces.clear();
         }
         let v = f();
-        self.map.insert(piece, v);
+        self.pieces.insert(piece, v);
+        v
+    }
+
+    fn district(&mut self, d: &str, f: impl FnOnce() -> Token) -> Token {
+        if let Some(v) = self.districts.get(d) {
+            return *v;
+        }
+        if self.districts.len() >= Self::CAPACITY {
+            self.districts.clear();
+        }
+        let v = f();
+        self.districts.insert(d.into(), v);
         v
     }
 }
 
-/// A multiplicative hasher for the u64 piece keys: the keys are not attacker-chosen in a way
-/// that matters (a slow import at worst), and SipHash would cost more than the lookups save.
+/// A fast non-cryptographic hasher for the caches and dictionaries of the import: the keys are
+/// not attacker-chosen in a way that matters (a slow import at worst), and SipHash would cost
+/// more than the lookups save. Deterministic (no random state); the order-id hash of the index
+/// format is built on it.
 #[derive(Default)]
 pub struct PieceHasher(u64);
 
 impl Hasher for PieceHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // A full avalanche at the end (splitmix64's finaliser): the multiply-rotate steps only
+        // carry differences upward, and hash tables index by the low bits, so without this
+        // ids that differ in their last byte ("R00003", "R00004") would all collide.
+        let mut x = self.0;
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 31)
     }
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 =
-                (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        // Eight bytes at a time; the tail is zero-padded and the length mixed in.
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(b));
         }
+        let rest = chunks.remainder();
+        let mut b = [0u8; 8];
+        b[..rest.len()].copy_from_slice(rest);
+        self.write_u64(u64::from_le_bytes(b) ^ ((bytes.len() as u64) << 56));
     }
     fn write_u64(&mut self, v: u64) {
         self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
@@ -306,7 +352,7 @@ mod tests {
     #[test]
     fn row_tokens() {
         let b = Blinder::new(&key());
-        let mut c = PieceCache::default();
+        let mut c = TokenCache::default();
         let full = b.tokens(
             Some("+86 138 1234 5678"),
             None,

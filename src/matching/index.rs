@@ -14,7 +14,7 @@
 //!
 //! # Chunk file
 //!
-//! A 16-byte preamble (`LWMCHK01`, version u32, section count u32), then `orders` u32,
+//! A 16-byte preamble (`LWMCHK01`, version u32 = 2, section count u32), then `orders` u32,
 //! reserved u32, `first_ref` u64, and a table of (offset u64, length u64) per section; all
 //! integers little-endian. Sections:
 //!
@@ -37,6 +37,15 @@
 //! Lookups keep only the fences in memory and read one or two 1.5 KiB blocks per token with
 //! positional reads, so opening a 10M-order index is instant and its memory stays small.
 //!
+//! # Import pipeline
+//!
+//! One reader thread cuts the input into batches of 4096 rows (stored flat, no allocation per
+//! row); worker threads (one per core by default) parse, normalise and blind them; the calling
+//! thread merges the batches back in input order into the current chunk (interning metadata
+//! strings); a writer thread sorts and writes each finished chunk, after which the calling
+//! thread records it in the manifest and reports progress. Memory is bounded by two chunks in
+//! flight plus a few batches per thread (about 0.5 GB at the default chunk size).
+//!
 //! # Invariants
 //!
 //! - No raw name, phone or address is ever written: only tokens (see [`super::blind`]) and
@@ -51,7 +60,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
-use std::hash::BuildHasherDefault;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -59,11 +68,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use super::blind::{Blinder, PieceCache, PieceHasher};
+use super::blind::{Blinder, PieceHasher, TokenCache};
 use super::normalise;
-use super::records::{self, ColumnMap, RawRow, RowReader, SourceInfo};
+use super::records::{self, ColumnMap, RawBatch, RowReader, SourceInfo};
 use super::{
     AccessEvent, ActorCount, BaseCounts, BlindKey, Candidate, MatchError, OrderTokens,
     RecordSource, Token, TokenQuery,
@@ -73,6 +81,8 @@ use super::{
 pub const DEFAULT_CHUNK_ROWS: u64 = 1_000_000;
 /// Rows per unit of work handed to a worker thread.
 const BATCH_ROWS: usize = 4096;
+/// Bytes per unit of work at most (rows with huge fields).
+const BATCH_BYTES: usize = 8 << 20;
 /// One fence per this many entries of a sorted section.
 const FENCE: usize = 128;
 /// Skipped rows kept with their reasons (the total is always counted).
@@ -86,7 +96,8 @@ pub const MAX_QUERY_TOKENS: usize = 100_000;
 /// Longest order id or metadata string accepted, in bytes.
 const MAX_META_BYTES: usize = 256;
 
-const FORMAT_VERSION: u32 = 1;
+/// Version 2: the order-id hash became non-cryptographic (indexes of version 1 are refused).
+const FORMAT_VERSION: u32 = 2;
 const MANIFEST: &str = "manifest.json";
 const ACCESS_FILE: &str = "access.lwa";
 const CHUNK_MAGIC: &[u8; 8] = b"LWMCHK01";
@@ -268,16 +279,13 @@ fn chunk_name(k: usize) -> String {
     format!("chunk-{k:05}.lwm")
 }
 
-/// Hash of an order id, for the access-log join. Not keyed: order ids are not personal data
-/// and are stored in the clear anyway.
+/// Hash of an order id, for the access-log join. Neither keyed nor cryptographic: order ids
+/// are not personal data and are stored in the clear anyway, and a collision only costs an
+/// extra read, because the join compares the order ids themselves. Part of the file format.
 fn oid_hash(order_id: &str) -> u64 {
-    let d = Sha256::new()
-        .chain_update(b"lw1/oid\0")
-        .chain_update(order_id.as_bytes())
-        .finalize();
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&d[..8]);
-    u64::from_le_bytes(b).max(1)
+    let mut h = PieceHasher::default();
+    h.write(order_id.as_bytes());
+    h.finish().max(1)
 }
 
 /// The global dictionary of metadata strings.
@@ -320,17 +328,34 @@ impl Dict {
     }
 }
 
-/// One record after parsing and blinding (on a worker thread).
-struct Processed {
-    order_id: String,
+/// One record after parsing and blinding (on a worker thread). Its strings live in the
+/// batch's text arena ([`DoneBatch::text`]) and its address tokens in the batch's token arena,
+/// so a record costs no allocation of its own.
+struct Rec {
     created_at: i64,
-    city: String,
-    merchant: String,
-    rider: String,
-    partner: String,
-    canary: String,
+    /// (start, end) in the text arena of: order id, city, merchant, rider, partner, canary.
+    meta: [(u32, u32); 6],
+    /// phone, masked, name, pinyin, district (0 = absent).
+    tokens: [u64; 5],
     oid: u64,
-    tokens: OrderTokens,
+    /// (start, end) in the address-token arena.
+    addr: (u32, u32),
+}
+
+// Positions in `Rec::meta`.
+const M_ORDER: usize = 0;
+const M_CITY: usize = 1;
+
+/// Appends `s` to the arena; returns its range.
+fn arena_push(text: &mut String, s: &str) -> Result<(u32, u32), String> {
+    let start = u32::try_from(text.len()).map_err(|_| "batch text too large")?;
+    text.push_str(s);
+    let end = u32::try_from(text.len()).map_err(|_| "batch text too large")?;
+    Ok((start, end))
+}
+
+fn arena_get(text: &str, r: (u32, u32)) -> &str {
+    text.get(r.0 as usize..r.1 as usize).unwrap_or("")
 }
 
 // Positions of record fields in `records::RECORD_COLUMNS`.
@@ -345,17 +370,20 @@ const F_RIDER: usize = 7;
 const F_PARTNER: usize = 8;
 const F_CANARY: usize = 9;
 
-/// Parses and blinds one record. An invalid phone, name or address does not skip the row (the
-/// order is real; that field is just absent from the index); a missing order id or an
-/// unreadable time does, because an order without them cannot be reported or placed in time.
+/// Parses and blinds one record into the batch arenas. An invalid phone, name or address does
+/// not skip the row (the order is real; that field is just absent from the index); a missing
+/// order id or an unreadable time does, because an order without them cannot be reported or
+/// placed in time.
 fn process_record(
-    row: &RawRow,
+    row: records::RowView<'_>,
     map: Option<&ColumnMap>,
     blinder: &Blinder,
-    cache: &mut PieceCache,
-) -> Result<Processed, String> {
+    cache: &mut TokenCache,
+    text: &mut String,
+    addr: &mut Vec<u32>,
+) -> Result<Rec, String> {
     let f = records::fields(row, map, &records::RECORD_COLUMNS)?;
-    let meta = |i: usize| -> Result<String, String> {
+    let meta = |i: usize| -> Result<&str, String> {
         let v = f[i].trim();
         if v.len() > MAX_META_BYTES {
             return Err(format!(
@@ -363,7 +391,7 @@ fn process_record(
                 records::RECORD_COLUMNS[i]
             ));
         }
-        Ok(v.to_string())
+        Ok(v)
     };
     let order_id = meta(F_ORDER)?;
     if order_id.is_empty() {
@@ -371,28 +399,36 @@ fn process_record(
     }
     let created_at = normalise::parse_record_time(&f[F_CREATED])
         .ok_or("created_at is not a time (RFC 3339 or YYYY-MM-DD hh:mm:ss)")?;
-    let opt = |s: &str| (!s.trim().is_empty()).then_some(());
-    let bf = blinder.tokens(
-        opt(&f[F_PHONE]).map(|_| &*f[F_PHONE]),
-        None,
-        opt(&f[F_NAME]).map(|_| &*f[F_NAME]),
-        opt(&f[F_ADDR]).map(|_| &*f[F_ADDR]),
-        cache,
-    );
-    let mut city = normalise::canonical_city(&meta(F_CITY)?);
+    let given = |i: usize| Some(&*f[i]).filter(|s| !s.trim().is_empty());
+    let bf = blinder.tokens(given(F_PHONE), None, given(F_NAME), given(F_ADDR), cache);
+    let mut city = normalise::canonical_city(meta(F_CITY)?);
     if city.is_empty() {
         city = bf.city.unwrap_or_default();
     }
-    Ok(Processed {
-        oid: oid_hash(&order_id),
-        order_id,
+    let t = &bf.tokens;
+    let tok = |x: Option<Token>| x.map(|t| t.0).unwrap_or(0);
+    let a0 = u32::try_from(addr.len()).map_err(|_| "batch too large")?;
+    addr.extend_from_slice(&t.address);
+    let a1 = u32::try_from(addr.len()).map_err(|_| "batch too large")?;
+    Ok(Rec {
         created_at,
-        city,
-        merchant: meta(F_MERCHANT)?,
-        rider: meta(F_RIDER)?,
-        partner: meta(F_PARTNER)?,
-        canary: meta(F_CANARY)?,
-        tokens: bf.tokens,
+        meta: [
+            arena_push(text, order_id)?,
+            arena_push(text, &city)?,
+            arena_push(text, meta(F_MERCHANT)?)?,
+            arena_push(text, meta(F_RIDER)?)?,
+            arena_push(text, meta(F_PARTNER)?)?,
+            arena_push(text, meta(F_CANARY)?)?,
+        ],
+        tokens: [
+            tok(t.phone),
+            tok(t.masked),
+            tok(t.name),
+            tok(t.pinyin),
+            tok(t.district),
+        ],
+        oid: oid_hash(order_id),
+        addr: (a0, a1),
     })
 }
 
@@ -424,35 +460,34 @@ impl ChunkBuilder {
         }
     }
 
-    fn add(&mut self, p: Processed, dict: &mut Dict) -> Result<(), String> {
+    fn add(&mut self, p: &Rec, text: &str, addr: &[u32], dict: &mut Dict) -> Result<(), String> {
         let local = self.orders;
-        let t = &p.tokens;
-        let tok = |x: Option<Token>| x.map(|t| t.0).unwrap_or(0);
+        let address = addr
+            .get(p.addr.0 as usize..p.addr.1 as usize)
+            .unwrap_or(&[]);
+        let order_id = arena_get(text, p.meta[M_ORDER]);
         let addr_off = u32::try_from(self.addr.len()).map_err(|_| "chunk too large")?;
         let id_off = u32::try_from(self.ids.len()).map_err(|_| "chunk too large")?;
-        let city = dict.intern(&p.city, &mut self.dict_added);
-        let merchant = dict.intern(&p.merchant, &mut self.dict_added);
-        let rider = dict.intern(&p.rider, &mut self.dict_added);
-        let partner = dict.intern(&p.partner, &mut self.dict_added);
-        let canary = dict.intern(&p.canary, &mut self.dict_added);
+        let mut ids = [0u32; 5];
+        for (k, id) in ids.iter_mut().enumerate() {
+            *id = dict.intern(arena_get(text, p.meta[M_CITY + k]), &mut self.dict_added);
+        }
+        let [city, merchant, rider, partner, canary] = ids;
         let r = &mut self.fwd;
         r.extend_from_slice(&p.created_at.to_le_bytes());
-        for v in [t.phone, t.masked, t.name, t.pinyin, t.district] {
-            r.extend_from_slice(&tok(v).to_le_bytes());
+        for v in p.tokens {
+            r.extend_from_slice(&v.to_le_bytes());
         }
         for v in [city, merchant, rider, partner, canary, addr_off, id_off] {
             r.extend_from_slice(&v.to_le_bytes());
         }
-        r.extend_from_slice(&(t.address.len() as u16).to_le_bytes());
-        r.extend_from_slice(&(p.order_id.len() as u16).to_le_bytes());
-        self.addr.extend_from_slice(&t.address);
-        self.ids.extend_from_slice(p.order_id.as_bytes());
-        for (k, v) in [t.phone, t.masked, t.name, t.pinyin]
-            .into_iter()
-            .enumerate()
-        {
-            if let Some(v) = v {
-                self.post[k].push((v.0, local));
+        r.extend_from_slice(&(address.len() as u16).to_le_bytes());
+        r.extend_from_slice(&(order_id.len() as u16).to_le_bytes());
+        self.addr.extend_from_slice(address);
+        self.ids.extend_from_slice(order_id.as_bytes());
+        for k in [P_PHONE, P_MASKED, P_NAME, P_PINYIN] {
+            if p.tokens[k] != 0 {
+                self.post[k].push((p.tokens[k], local));
             }
         }
         self.post[P_OID].push((p.oid, local));
@@ -544,15 +579,17 @@ impl ChunkBuilder {
 /// A batch of raw rows on its way to a worker.
 struct WorkBatch {
     seq: u64,
-    rows: Vec<(u64, RawRow)>,
+    rows: RawBatch,
     end: (u64, u64),
     ends_chunk: bool,
 }
 
-/// A processed batch on its way back.
+/// A processed batch on its way back: outcomes in input order, with their arenas.
 struct DoneBatch {
     seq: u64,
-    outcomes: Vec<(u64, Result<Processed, String>)>,
+    outcomes: Vec<Result<Rec, (u64, String)>>,
+    text: String,
+    addr: Vec<u32>,
     end: (u64, u64),
     ends_chunk: bool,
 }
@@ -562,6 +599,19 @@ enum Msg {
     /// The reader finished after sending this many batches.
     Eof(u64),
     Fatal(MatchError),
+}
+
+/// A finished chunk on its way to the writer thread.
+struct ChunkJob {
+    builder: ChunkBuilder,
+    name: String,
+    first_ref: u64,
+}
+
+/// A chunk handed to the writer whose manifest entry waits for the write to finish.
+struct PendingChunk {
+    info: ChunkInfo,
+    skipped: Vec<(u64, String)>,
 }
 
 /// The on-disk blind index, opened for lookups. Thread-safe: lookups are positional reads.
@@ -1013,10 +1063,17 @@ impl LocalIndex {
             }
         };
         let mut refs = Vec::new();
-        while let Some((line, row)) = reader.next_row()? {
+        loop {
+            let mut one = RawBatch::default();
+            if !reader.next_into(&mut one)? {
+                break;
+            }
+            let Some((line, row)) = one.row(0) else {
+                break;
+            };
             report.rows += 1;
             let parsed = (|| -> Result<(String, u8, String, u8, i64), String> {
-                let f = records::fields(&row, reader.map.as_ref(), &records::ACCESS_COLUMNS)?;
+                let f = records::fields(row, reader.map.as_ref(), &records::ACCESS_COLUMNS)?;
                 let order_id = f[0].trim().to_string();
                 if order_id.is_empty() {
                     return Err("order_id is empty".into());
@@ -1408,7 +1465,8 @@ fn remove_strays(dir: &Path, m: &Manifest) -> Result<(), MatchError> {
 
 impl ImportRun<'_> {
     /// Reader thread → worker threads → this thread, which merges batches in input order into
-    /// chunks and commits each chunk (file, then manifest) as it completes.
+    /// chunks → writer thread, which sorts and writes each chunk file; this thread then records
+    /// the chunk in the manifest. Workers never wait for a chunk to be sorted and written.
     fn pipeline(
         &self,
         mut reader: RowReader,
@@ -1420,42 +1478,45 @@ impl ImportRun<'_> {
         let threads = self.opts.threads.max(1);
         let map = reader.map.clone();
         let stop = AtomicBool::new(false);
+        let dir = self.dir;
         std::thread::scope(|s| -> Result<(), MatchError> {
             // Receivers live inside this closure so that an early return or a panic here (the
             // progress callback may panic) drops them, which unblocks and ends every thread.
             let (work_tx, work_rx) = mpsc::sync_channel::<WorkBatch>(threads * 2);
             let work_rx = Arc::new(Mutex::new(work_rx));
             let (res_tx, res_rx) = mpsc::sync_channel::<Msg>(threads * 4);
+            let (chunk_tx, chunk_rx) = mpsc::sync_channel::<ChunkJob>(1);
+            let (written_tx, written_rx) = mpsc::channel::<Result<u64, MatchError>>();
             {
                 let res_tx = res_tx.clone();
                 let stop = &stop;
                 s.spawn(move || {
                     let mut seq = 0u64;
                     let mut in_chunk = 0u64;
-                    let mut rows = Vec::with_capacity(BATCH_ROWS);
+                    let mut rows = RawBatch::default();
                     loop {
                         if stop.load(Ordering::Relaxed) {
                             return;
                         }
-                        let next = match reader.next_row() {
-                            Ok(n) => n,
+                        let got = match reader.next_into(&mut rows) {
+                            Ok(g) => g,
                             Err(e) => {
                                 let _ = res_tx.send(Msg::Fatal(e));
                                 return;
                             }
                         };
-                        let at_end = next.is_none();
-                        if let Some(r) = next {
-                            rows.push(r);
+                        let at_end = !got;
+                        if got {
                             in_chunk += 1;
                         }
-                        // A chunk ends after `chunk_rows` rows, or at the end of the file; the batch that
-                        // ends it may be empty when the file ends right after a full batch.
+                        // A chunk ends after `chunk_rows` rows, or at the end of the file; the
+                        // batch that ends it may be empty when the file ends right after a full
+                        // batch.
                         let ends_chunk = in_chunk == chunk_rows || (at_end && in_chunk > 0);
-                        if ends_chunk || rows.len() >= BATCH_ROWS {
+                        if ends_chunk || rows.len() >= BATCH_ROWS || rows.bytes() >= BATCH_BYTES {
                             let batch = WorkBatch {
                                 seq,
-                                rows: std::mem::replace(&mut rows, Vec::with_capacity(BATCH_ROWS)),
+                                rows: std::mem::take(&mut rows),
                                 end: reader.position(),
                                 ends_chunk,
                             };
@@ -1480,7 +1541,7 @@ impl ImportRun<'_> {
                 let blinder = self.blinder.clone();
                 let map = map.clone();
                 s.spawn(move || {
-                    let mut cache = PieceCache::default();
+                    let mut cache = TokenCache::default();
                     loop {
                         let batch = {
                             let Ok(rx) = work_rx.lock() else { return };
@@ -1489,19 +1550,30 @@ impl ImportRun<'_> {
                                 Err(_) => return,
                             }
                         };
-                        let outcomes = batch
-                            .rows
-                            .iter()
-                            .map(|(line, row)| {
-                                (
-                                    *line,
-                                    process_record(row, map.as_ref(), &blinder, &mut cache),
-                                )
-                            })
-                            .collect();
+                        let n = batch.rows.len();
+                        let mut text = String::with_capacity(n * 48);
+                        let mut addr = Vec::with_capacity(n * 20);
+                        let mut outcomes = Vec::with_capacity(n);
+                        for i in 0..n {
+                            let Some((line, row)) = batch.rows.row(i) else {
+                                continue;
+                            };
+                            let o = process_record(
+                                row,
+                                map.as_ref(),
+                                &blinder,
+                                &mut cache,
+                                &mut text,
+                                &mut addr,
+                            )
+                            .map_err(|why| (line, why));
+                            outcomes.push(o);
+                        }
                         let done = DoneBatch {
                             seq: batch.seq,
                             outcomes,
+                            text,
+                            addr,
                             end: batch.end,
                             ends_chunk: batch.ends_chunk,
                         };
@@ -1511,8 +1583,16 @@ impl ImportRun<'_> {
                     }
                 });
             }
+            s.spawn(move || {
+                for job in chunk_rx {
+                    let r = job.builder.write(dir, &job.name, job.first_ref);
+                    if written_tx.send(r).is_err() {
+                        return;
+                    }
+                }
+            });
             drop(res_tx);
-            let result = self.merge(&res_rx, total, manifest, dict);
+            let result = self.merge(&res_rx, chunk_tx, &written_rx, total, manifest, dict);
             if result.is_err() {
                 stop.store(true, Ordering::Relaxed);
             }
@@ -1524,6 +1604,8 @@ impl ImportRun<'_> {
     fn merge(
         &self,
         res_rx: &mpsc::Receiver<Msg>,
+        chunk_tx: mpsc::SyncSender<ChunkJob>,
+        written_rx: &mpsc::Receiver<Result<u64, MatchError>>,
         total: u64,
         manifest: &mut Manifest,
         dict: &mut Dict,
@@ -1534,6 +1616,9 @@ impl ImportRun<'_> {
         let mut eof: Option<u64> = None;
         let mut builder = ChunkBuilder::new(capacity);
         let mut skipped_kept: Vec<(u64, String)> = Vec::new();
+        let mut kept_total = manifest.skipped.len();
+        let mut inflight: std::collections::VecDeque<PendingChunk> = Default::default();
+        let mut next_ref: u64 = manifest.chunks.iter().map(|c| c.orders).sum();
         while let Ok(msg) = res_rx.recv() {
             match msg {
                 Msg::Fatal(e) => return Err(e),
@@ -1544,26 +1629,66 @@ impl ImportRun<'_> {
             }
             while let Some(d) = pending.remove(&next) {
                 next += 1;
-                for (line, outcome) in d.outcomes {
+                for outcome in &d.outcomes {
                     builder.rows += 1;
-                    let why = match outcome {
-                        Ok(p) => match builder.add(p, dict) {
-                            Ok(()) => continue,
-                            Err(why) => why.to_string(),
+                    let skipped = match outcome {
+                        Ok(rec) => match builder.add(rec, &d.text, &d.addr, dict) {
+                            Ok(()) => None,
+                            // The line is lost with the arena; chunk overflow is not a row fault
+                            // anyway, so report it as an error instead.
+                            Err(why) => return Err(MatchError::Internal(why)),
                         },
-                        Err(why) => why,
+                        Err((line, why)) => Some((*line, why.clone())),
                     };
-                    builder.skipped += 1;
-                    if manifest.skipped.len() + skipped_kept.len() < MAX_SKIPPED_KEPT {
-                        skipped_kept.push((line, why));
+                    if let Some(s) = skipped {
+                        builder.skipped += 1;
+                        if kept_total < MAX_SKIPPED_KEPT {
+                            skipped_kept.push(s);
+                            kept_total += 1;
+                        }
                     }
                 }
                 if d.ends_chunk {
                     let full = std::mem::replace(&mut builder, ChunkBuilder::new(capacity));
-                    self.commit(full, d.end, manifest, std::mem::take(&mut skipped_kept))?;
+                    let k = manifest.chunks.len() + inflight.len();
+                    let name = chunk_name(k);
+                    let first_ref = next_ref;
+                    let info = ChunkInfo {
+                        file: name.clone(),
+                        first_ref,
+                        orders: u64::from(full.orders),
+                        rows: full.rows,
+                        skipped: full.skipped,
+                        end_offset: d.end.0,
+                        end_line: d.end.1,
+                        bytes: 0,
+                    };
+                    next_ref += info.orders;
+                    inflight.push_back(PendingChunk {
+                        info,
+                        skipped: std::mem::take(&mut skipped_kept),
+                    });
+                    let job = ChunkJob {
+                        builder: full,
+                        name,
+                        first_ref,
+                    };
+                    chunk_tx
+                        .send(job)
+                        .map_err(|_| MatchError::Internal("chunk writer stopped".into()))?;
+                }
+                while let Ok(w) = written_rx.try_recv() {
+                    self.record_chunk(w?, &mut inflight, manifest)?;
                 }
                 (self.progress)(d.end.0, total);
             }
+        }
+        drop(chunk_tx);
+        while !inflight.is_empty() {
+            let w = written_rx
+                .recv()
+                .map_err(|_| MatchError::Internal("chunk writer stopped".into()))?;
+            self.record_chunk(w?, &mut inflight, manifest)?;
         }
         match eof {
             Some(n) if n == next && pending.is_empty() => Ok(()),
@@ -1573,29 +1698,19 @@ impl ImportRun<'_> {
         }
     }
 
-    fn commit(
+    /// The writer finished the oldest chunk in flight: record it in the manifest.
+    fn record_chunk(
         &self,
-        b: ChunkBuilder,
-        end: (u64, u64),
+        bytes: u64,
+        inflight: &mut std::collections::VecDeque<PendingChunk>,
         manifest: &mut Manifest,
-        skipped: Vec<(u64, String)>,
     ) -> Result<(), MatchError> {
-        let k = manifest.chunks.len();
-        let name = chunk_name(k);
-        let first_ref: u64 = manifest.chunks.iter().map(|c| c.orders).sum();
-        let (orders, rows, skipped_n) = (u64::from(b.orders), b.rows, b.skipped);
-        let bytes = b.write(self.dir, &name, first_ref)?;
-        manifest.chunks.push(ChunkInfo {
-            file: name,
-            first_ref,
-            orders,
-            rows,
-            skipped: skipped_n,
-            end_offset: end.0,
-            end_line: end.1,
-            bytes,
-        });
-        manifest.skipped.extend(skipped);
+        let mut p = inflight
+            .pop_front()
+            .ok_or_else(|| MatchError::Internal("chunk written but none in flight".into()))?;
+        p.info.bytes = bytes;
+        manifest.chunks.push(p.info);
+        manifest.skipped.extend(p.skipped);
         write_manifest(self.dir, manifest)
     }
 }

@@ -55,7 +55,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::attribution;
-use super::blind::{ADDRESS_NUMBER_BIT, Blinder, PieceCache};
+use super::blind::{ADDRESS_NUMBER_BIT, Blinder, TokenCache};
 use super::normalise;
 use super::{
     BlindKey, CanaryHit, Candidate, MatchError, MatchReport, RecordSource, RowResult, SampleInput,
@@ -67,6 +67,9 @@ use super::{
 pub const MARGIN_BITS: f64 = 5.0;
 /// Fuzzy rows have no phone at all, so they get a wider margin.
 pub const FUZZY_MARGIN_BITS: f64 = 8.0;
+/// Tokens per query sent to the source (the local index accepts up to 100,000; smaller
+/// queries bound the memory of one answer).
+pub const QUERY_TOKENS: usize = 20_000;
 /// How far an order time may be from the row's time and still pick that order.
 pub const TIME_TOLERANCE_SECS: i64 = 2 * 86_400;
 
@@ -274,7 +277,7 @@ impl Matcher<'_> {
         reference_year: i32,
     ) -> Result<MatchReport, MatchError> {
         let blinder = Blinder::new(self.key);
-        let mut cache = PieceCache::default();
+        let mut cache = TokenCache::default();
         let queries: Vec<RowQuery> = rows
             .iter()
             .map(|r| row_query(&blinder, &mut cache, r, reference_year))
@@ -295,11 +298,10 @@ impl Matcher<'_> {
             v.sort_unstable();
             v.dedup();
         }
-        let mut cands = if q.is_empty() {
-            Vec::new()
-        } else {
-            self.source.candidates(&q)?
-        };
+        let mut cands = Vec::new();
+        for part in q.split(QUERY_TOKENS) {
+            cands.extend(self.source.candidates(&part)?);
+        }
         cands.sort_by_key(|c| c.order_ref);
         cands.dedup_by_key(|c| c.order_ref);
         let by = CandidateMaps::new(&cands);
@@ -351,7 +353,7 @@ impl Matcher<'_> {
     }
 }
 
-fn row_query(b: &Blinder, cache: &mut PieceCache, r: &SampleInput, year: i32) -> RowQuery {
+fn row_query(b: &Blinder, cache: &mut TokenCache, r: &SampleInput, year: i32) -> RowQuery {
     let nonempty = |s: &Option<String>| {
         s.as_deref()
             .filter(|s| !s.trim().is_empty())

@@ -175,6 +175,39 @@ impl TokenQuery {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Splits the query into queries of at most `max` tokens each (at least one token each),
+    /// keeping `limit_per_token`. The union of their answers is the answer to the whole query,
+    /// because the limit applies per token.
+    pub fn split(&self, max: usize) -> Vec<TokenQuery> {
+        let max = max.max(1);
+        let empty = || TokenQuery {
+            limit_per_token: self.limit_per_token,
+            ..TokenQuery::default()
+        };
+        let mut out = Vec::new();
+        let mut cur = empty();
+        // Which field of a query each list fills.
+        type Field = fn(&mut TokenQuery) -> &mut Vec<Token>;
+        let lists: [(&Vec<Token>, Field); 4] = [
+            (&self.phone, |x| &mut x.phone),
+            (&self.masked, |x| &mut x.masked),
+            (&self.name, |x| &mut x.name),
+            (&self.pinyin, |x| &mut x.pinyin),
+        ];
+        for (src, field) in lists {
+            for t in src {
+                if cur.len() >= max {
+                    out.push(std::mem::replace(&mut cur, empty()));
+                }
+                field(&mut cur).push(*t);
+            }
+        }
+        if !cur.is_empty() {
+            out.push(cur);
+        }
+        out
+    }
 }
 
 /// The keyed tokens of one order, as stored in the index.

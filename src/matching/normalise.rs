@@ -34,6 +34,11 @@ pub fn half_width_char(c: char) -> char {
 /// [`half_width_char`] over a string; borrows when nothing changes (the common case in
 /// platform exports, which keeps the import fast).
 pub fn half_width(s: &str) -> Cow<'_, str> {
+    // Full-width forms are U+FF01–U+FF5E (UTF-8 lead byte EF) and U+3000 (lead byte E3): a
+    // byte scan rules most strings out without decoding them.
+    if !s.bytes().any(|b| b == 0xEF || b == 0xE3) {
+        return Cow::Borrowed(s);
+    }
     if s.chars().any(|c| half_width_char(c) != c) {
         Cow::Owned(s.chars().map(half_width_char).collect())
     } else {
@@ -59,18 +64,6 @@ fn is_mask_char(c: char) -> bool {
     )
 }
 
-/// Drops a +86 / 0086 / 86 country prefix from a digit string when what remains is 11 digits.
-fn strip_country_prefix(digits: &str) -> &str {
-    for p in ["0086", "86"] {
-        if let Some(rest) = digits.strip_prefix(p)
-            && rest.len() == 11
-        {
-            return rest;
-        }
-    }
-    digits
-}
-
 /// A mainland mobile number: 11 digits, `1`, then 3–9.
 fn is_mobile(d: &str) -> bool {
     let b = d.as_bytes();
@@ -80,23 +73,42 @@ fn is_mobile(d: &str) -> bool {
         && (b'3'..=b'9').contains(&b[1])
 }
 
-/// A full phone as 11 digits: strips `+86` / `86` / `0086`, spaces, dashes and brackets and
-/// folds full-width digits. `None` when it is not a mainland mobile number.
-pub fn normalise_phone(s: &str) -> Option<String> {
-    let mut digits = String::with_capacity(16);
+/// A full phone as 11 ASCII digits, without allocating (the import calls this per record).
+pub fn phone_digits(s: &str) -> Option<[u8; 11]> {
+    let mut digits = [0u8; 16];
+    let mut n = 0;
     for c in s.trim().chars().map(half_width_char) {
         match c {
-            '0'..='9' => digits.push(c),
-            '+' if digits.is_empty() => {}
+            '0'..='9' => {
+                if n == digits.len() {
+                    return None;
+                }
+                digits[n] = c as u8;
+                n += 1;
+            }
+            '+' if n == 0 => {}
             c if is_phone_separator(c) => {}
             _ => return None,
         }
-        if digits.len() > 16 {
-            return None;
-        }
     }
-    let d = strip_country_prefix(&digits);
-    is_mobile(d).then(|| d.to_string())
+    let d = &digits[..n];
+    let d = match d {
+        [b'0', b'0', b'8', b'6', rest @ ..] if rest.len() == 11 => rest,
+        [b'8', b'6', rest @ ..] if rest.len() == 11 => rest,
+        _ => d,
+    };
+    let mut out = [0u8; 11];
+    if d.len() != 11 || d[0] != b'1' || !(b'3'..=b'9').contains(&d[1]) {
+        return None;
+    }
+    out.copy_from_slice(d);
+    Some(out)
+}
+
+/// A full phone as 11 digits: strips `+86` / `86` / `0086`, spaces, dashes and brackets and
+/// folds full-width digits. `None` when it is not a mainland mobile number.
+pub fn normalise_phone(s: &str) -> Option<String> {
+    phone_digits(s).map(|d| d.iter().map(|b| char::from(*b)).collect())
 }
 
 /// A masked mobile number: the first three and last four digits, the only parts a masked
@@ -265,50 +277,50 @@ const PROVINCES: &[(&str, &str)] = &[
 /// The four municipalities: province and city at once.
 const MUNICIPALITIES: &[&str] = &["北京", "天津", "上海", "重庆"];
 
-/// Major cities: (short name, province short name).
-const CITIES: &[(&str, &str)] = &[
-    ("北京", "北京"),
-    ("天津", "天津"),
-    ("上海", "上海"),
-    ("重庆", "重庆"),
-    ("广州", "广东"),
-    ("深圳", "广东"),
-    ("东莞", "广东"),
-    ("佛山", "广东"),
-    ("珠海", "广东"),
-    ("杭州", "浙江"),
-    ("宁波", "浙江"),
-    ("温州", "浙江"),
-    ("南京", "江苏"),
-    ("苏州", "江苏"),
-    ("无锡", "江苏"),
-    ("成都", "四川"),
-    ("武汉", "湖北"),
-    ("长沙", "湖南"),
-    ("西安", "陕西"),
-    ("郑州", "河南"),
-    ("济南", "山东"),
-    ("青岛", "山东"),
-    ("合肥", "安徽"),
-    ("福州", "福建"),
-    ("厦门", "福建"),
-    ("南昌", "江西"),
-    ("沈阳", "辽宁"),
-    ("大连", "辽宁"),
-    ("长春", "吉林"),
-    ("哈尔滨", "黑龙江"),
-    ("石家庄", "河北"),
-    ("太原", "山西"),
-    ("昆明", "云南"),
-    ("贵阳", "贵州"),
-    ("南宁", "广西"),
-    ("海口", "海南"),
-    ("兰州", "甘肃"),
-    ("西宁", "青海"),
-    ("银川", "宁夏"),
-    ("乌鲁木齐", "新疆"),
-    ("呼和浩特", "内蒙古"),
-    ("拉萨", "西藏"),
+/// Major cities: (full name, short name, province short name).
+const CITIES: &[(&str, &str, &str)] = &[
+    ("北京市", "北京", "北京"),
+    ("天津市", "天津", "天津"),
+    ("上海市", "上海", "上海"),
+    ("重庆市", "重庆", "重庆"),
+    ("广州市", "广州", "广东"),
+    ("深圳市", "深圳", "广东"),
+    ("东莞市", "东莞", "广东"),
+    ("佛山市", "佛山", "广东"),
+    ("珠海市", "珠海", "广东"),
+    ("杭州市", "杭州", "浙江"),
+    ("宁波市", "宁波", "浙江"),
+    ("温州市", "温州", "浙江"),
+    ("南京市", "南京", "江苏"),
+    ("苏州市", "苏州", "江苏"),
+    ("无锡市", "无锡", "江苏"),
+    ("成都市", "成都", "四川"),
+    ("武汉市", "武汉", "湖北"),
+    ("长沙市", "长沙", "湖南"),
+    ("西安市", "西安", "陕西"),
+    ("郑州市", "郑州", "河南"),
+    ("济南市", "济南", "山东"),
+    ("青岛市", "青岛", "山东"),
+    ("合肥市", "合肥", "安徽"),
+    ("福州市", "福州", "福建"),
+    ("厦门市", "厦门", "福建"),
+    ("南昌市", "南昌", "江西"),
+    ("沈阳市", "沈阳", "辽宁"),
+    ("大连市", "大连", "辽宁"),
+    ("长春市", "长春", "吉林"),
+    ("哈尔滨市", "哈尔滨", "黑龙江"),
+    ("石家庄市", "石家庄", "河北"),
+    ("太原市", "太原", "山西"),
+    ("昆明市", "昆明", "云南"),
+    ("贵阳市", "贵阳", "贵州"),
+    ("南宁市", "南宁", "广西"),
+    ("海口市", "海口", "海南"),
+    ("兰州市", "兰州", "甘肃"),
+    ("西宁市", "西宁", "青海"),
+    ("银川市", "银川", "宁夏"),
+    ("乌鲁木齐市", "乌鲁木齐", "新疆"),
+    ("呼和浩特市", "呼和浩特", "内蒙古"),
+    ("拉萨市", "拉萨", "西藏"),
 ];
 
 /// Districts of the cities leakwatch sees most: (city short name, district full names).
@@ -421,7 +433,13 @@ fn is_street_marker(c: char) -> bool {
 }
 
 /// Strips `full` or (when not followed by a street marker) `short` from the start of `s`.
+/// `short` must be a prefix of `full`.
 fn strip_place<'a>(s: &'a str, full: &str, short: &str) -> Option<&'a str> {
+    // Cheap first-character test before any comparison: almost every table entry fails here
+    // (a first-byte test would not do: most Han characters share a handful of lead bytes).
+    if s.chars().next() != short.chars().next() {
+        return None;
+    }
     if let Some(r) = s.strip_prefix(full) {
         return Some(r);
     }
@@ -434,12 +452,12 @@ fn strip_place<'a>(s: &'a str, full: &str, short: &str) -> Option<&'a str> {
 
 /// A district's key: its name without the trailing 区/县 (both sides write "海淀" and
 /// "海淀区").
-fn district_key(full: &str) -> String {
+fn district_key(full: &str) -> &str {
     let trimmed = full.trim_end_matches(['区', '县']);
     if trimmed.chars().count() >= 2 {
-        trimmed.to_string()
+        trimmed
     } else {
-        full.to_string()
+        full
     }
 }
 
@@ -447,11 +465,7 @@ fn district_key(full: &str) -> String {
 pub fn canonical_city(s: &str) -> String {
     let f = half_width(s.trim());
     let t = f.trim_end_matches('市').trim();
-    CITIES
-        .iter()
-        .find(|(c, _)| *c == t)
-        .map(|(c, _)| (*c).to_string())
-        .unwrap_or_else(|| t.to_string())
+    t.to_string()
 }
 
 /// A parsed address.
@@ -536,7 +550,11 @@ fn address_pieces(rest: &str) -> Vec<u64> {
             if let Some(v) = number.take() {
                 push(&mut pieces, PIECE_NUMBER | v);
             }
-            if is_han(c) || c.is_alphabetic() {
+            if is_han(c) {
+                run.push(c);
+            } else if c.is_ascii_alphabetic() {
+                run.push(c.to_ascii_lowercase());
+            } else if c.is_alphabetic() {
                 run.push(c.to_lowercase().next().unwrap_or(c));
             } else {
                 flush_run(&mut pieces, &mut run);
@@ -558,7 +576,7 @@ fn generic_district(s: &str) -> Option<(String, &str)> {
         }
         if (c == '区' || c == '县') && i >= 1 {
             let name = &s[..pos + c.len_utf8()];
-            return Some((district_key(name), &s[pos + c.len_utf8()..]));
+            return Some((district_key(name).to_string(), &s[pos + c.len_utf8()..]));
         }
         if !is_han(c) {
             return None;
@@ -571,7 +589,11 @@ fn generic_district(s: &str) -> Option<(String, &str)> {
 /// fallback for districts), then pieces of the remainder. `None` when nothing remains.
 pub fn normalise_address(s: &str) -> Option<NormAddress> {
     let folded = half_width(s);
-    let compact: String = folded.chars().filter(|c| !c.is_whitespace()).collect();
+    let compact: Cow<'_, str> = if folded.chars().any(char::is_whitespace) {
+        Cow::Owned(folded.chars().filter(|c| !c.is_whitespace()).collect())
+    } else {
+        Cow::Borrowed(&folded)
+    };
     if compact.is_empty() {
         return None;
     }
@@ -590,16 +612,18 @@ pub fn normalise_address(s: &str) -> Option<NormAddress> {
     {
         city = Some(p.to_string());
         // "北京市北京市朝阳区" and "上海市市辖区" occur in exports.
-        if let Some(r) = strip_place(rest, &format!("{p}市"), p) {
+        if let Some((full, _)) = PROVINCES.iter().find(|(_, short)| *short == p)
+            && let Some(r) = strip_place(rest, full, p)
+        {
             rest = r;
         }
         rest = rest.strip_prefix("市辖区").unwrap_or(rest);
     } else {
-        for (c, p) in CITIES {
+        for (full, c, p) in CITIES {
             if province.is_some_and(|pv| pv != *p) {
                 continue;
             }
-            if let Some(r) = strip_place(rest, &format!("{c}市"), c) {
+            if let Some(r) = strip_place(rest, full, c) {
                 city = Some((*c).to_string());
                 rest = r;
                 break;
@@ -620,10 +644,11 @@ pub fn normalise_address(s: &str) -> Option<NormAddress> {
     let table_for = |c: &str| DISTRICTS.iter().find(|(tc, _)| *tc == c).map(|(_, d)| *d);
     match city.as_deref().and_then(table_for) {
         Some(districts) => {
-            for d in districts {
+            let first = rest.chars().next();
+            for d in districts.iter().filter(|d| d.chars().next() == first) {
                 let key = district_key(d);
-                if let Some(r) = strip_place(rest, d, &key) {
-                    district = Some(key);
+                if let Some(r) = strip_place(rest, d, key) {
+                    district = Some(key.to_string());
                     rest = r;
                     break;
                 }
@@ -631,11 +656,11 @@ pub fn normalise_address(s: &str) -> Option<NormAddress> {
         }
         None if city.is_none() && province.is_none() => {
             // No city written: a district that only one known city has implies the city.
-            let mut found: Vec<(&str, &str, String)> = Vec::new();
+            let mut found: Vec<(&str, &str, &str)> = Vec::new();
             for (c, districts) in DISTRICTS {
                 for d in districts.iter() {
                     let key = district_key(d);
-                    if rest.starts_with(d) || strip_place(rest, d, &key).is_some() {
+                    if strip_place(rest, d, key).is_some() {
                         found.push((c, d, key));
                     }
                 }
@@ -643,7 +668,7 @@ pub fn normalise_address(s: &str) -> Option<NormAddress> {
             if let [(c, d, key)] = found.as_slice() {
                 rest = strip_place(rest, d, key).unwrap_or(rest);
                 city = Some((*c).to_string());
-                district = Some(key.clone());
+                district = Some((*key).to_string());
             }
         }
         None => {}

@@ -88,36 +88,123 @@ pub(crate) struct ColumnMap {
     pub width: usize,
 }
 
-/// One raw data row, not yet parsed into fields (parsing happens on worker threads).
-pub(crate) enum RawRow {
-    Csv(csv::ByteRecord),
-    Json(Vec<u8>),
+/// Raw data rows, not yet parsed into fields (parsing happens on worker threads), stored flat:
+/// one byte buffer and one offsets array per batch instead of two allocations per row.
+#[derive(Default)]
+pub(crate) struct RawBatch {
+    buf: Vec<u8>,
+    /// End offset in `buf` of each CSV field.
+    ends: Vec<u32>,
+    rows: Vec<RawSpan>,
+}
+
+#[derive(Clone, Copy)]
+struct RawSpan {
+    line: u64,
+    byte_start: u32,
+    byte_end: u32,
+    /// CSV: index of the row's first field in `ends`, and its field count. JSON: unused.
+    first_field: u32,
+    fields: u32,
+    json: bool,
+}
+
+/// One row of a [`RawBatch`].
+#[derive(Clone, Copy)]
+pub(crate) enum RowView<'a> {
+    Csv {
+        buf: &'a [u8],
+        ends: &'a [u32],
+        start: usize,
+    },
+    Json(&'a [u8]),
+}
+
+impl<'a> RowView<'a> {
+    /// Field `i` of a CSV row.
+    fn csv_field(self, i: usize) -> Option<&'a [u8]> {
+        match self {
+            RowView::Csv { buf, ends, start } => {
+                let s = if i == 0 {
+                    start
+                } else {
+                    *ends.get(i - 1)? as usize
+                };
+                let e = *ends.get(i)? as usize;
+                buf.get(s..e)
+            }
+            RowView::Json(_) => None,
+        }
+    }
+}
+
+impl RawBatch {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+    /// Bytes held, to bound batches by size as well as by rows.
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+    /// Row `i`: its line number and a view of it.
+    pub fn row(&self, i: usize) -> Option<(u64, RowView<'_>)> {
+        let r = self.rows.get(i)?;
+        let view = if r.json {
+            RowView::Json(self.buf.get(r.byte_start as usize..r.byte_end as usize)?)
+        } else {
+            let first = r.first_field as usize;
+            RowView::Csv {
+                buf: &self.buf,
+                ends: self.ends.get(first..first + r.fields as usize)?,
+                start: r.byte_start as usize,
+            }
+        };
+        Some((r.line, view))
+    }
+    fn offset(&self) -> Option<u32> {
+        u32::try_from(self.buf.len()).ok()
+    }
 }
 
 /// The fields of a raw row, in the order of `wanted`. Missing optional fields are empty.
 /// Errors describe what is wrong without quoting values.
 pub(crate) fn fields<'a>(
-    row: &'a RawRow,
+    row: RowView<'a>,
     map: Option<&ColumnMap>,
     wanted: &[&str],
 ) -> Result<Vec<Cow<'a, str>>, String> {
     match row {
-        RawRow::Csv(rec) => {
+        RowView::Csv { buf, ends, start } => {
             let map = map.ok_or("CSV row without a header")?;
-            if rec.len() != map.width {
+            if ends.len() != map.width {
                 return Err(format!(
                     "wrong number of fields: expected {}, found {}",
                     map.width,
-                    rec.len()
+                    ends.len()
                 ));
             }
+            // One UTF-8 check for the whole row (fields are stored back to back), then each
+            // field is a checked sub-slice: a field that splits a character is not valid alone.
+            let end = ends.last().map(|e| *e as usize).unwrap_or(start);
+            let text = buf
+                .get(start..end)
+                .and_then(|b| std::str::from_utf8(b).ok());
             let mut out = Vec::with_capacity(wanted.len());
             for (i, name) in wanted.iter().enumerate() {
                 match map.idx.get(i).copied().flatten() {
                     Some(j) => {
-                        let b = rec.get(j).unwrap_or_default();
-                        let s = std::str::from_utf8(b)
-                            .map_err(|_| format!("{name} is not valid UTF-8"))?;
+                        let s = text.and_then(|t| {
+                            let fs = if j == 0 { start } else { ends[j - 1] as usize };
+                            t.get(fs - start..ends[j] as usize - start)
+                        });
+                        let s = match s {
+                            Some(s) => s,
+                            None => {
+                                let b = row.csv_field(j).unwrap_or_default();
+                                std::str::from_utf8(b)
+                                    .map_err(|_| format!("{name} is not valid UTF-8"))?
+                            }
+                        };
                         out.push(Cow::Borrowed(s));
                     }
                     None => out.push(Cow::Borrowed("")),
@@ -125,7 +212,7 @@ pub(crate) fn fields<'a>(
             }
             Ok(out)
         }
-        RawRow::Json(line) => {
+        RowView::Json(line) => {
             let v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
                 .map_err(|e| format!("not a JSON object (column {})", e.column()))?;
             let mut out = Vec::with_capacity(wanted.len());
@@ -157,7 +244,10 @@ pub(crate) struct RowReader {
 }
 
 enum Inner {
-    Csv(Box<csv::Reader<BufReader<File>>>),
+    Csv {
+        r: Box<csv::Reader<BufReader<File>>>,
+        rec: csv::ByteRecord,
+    },
     Jsonl {
         r: BufReader<File>,
         offset: u64,
@@ -189,7 +279,10 @@ impl RowReader {
                     .from_reader(BufReader::with_capacity(1 << 20, file));
                 Ok(RowReader {
                     path: path.to_path_buf(),
-                    inner: Inner::Csv(Box::new(rdr)),
+                    inner: Inner::Csv {
+                        r: Box::new(rdr),
+                        rec: csv::ByteRecord::new(),
+                    },
                     base_offset: offset,
                     line_base: line.saturating_sub(1),
                     map: Some(map),
@@ -215,22 +308,38 @@ impl RowReader {
         }
     }
 
-    /// The next data row and its (1-based) line number, or `None` at the end.
-    pub fn next_row(&mut self) -> Result<Option<(u64, RawRow)>, MatchError> {
+    /// Appends the next data row to `batch`; false at the end of the file.
+    pub fn next_into(&mut self, batch: &mut RawBatch) -> Result<bool, MatchError> {
+        let too_big = || MatchError::input(&self.path, "a batch of rows exceeds 4 GiB");
         match &mut self.inner {
-            Inner::Csv(rdr) => {
-                let mut rec = csv::ByteRecord::new();
-                match rdr.read_byte_record(&mut rec) {
-                    Ok(true) => {
-                        let line = rec.position().map(|p| p.line()).unwrap_or(0) + self.line_base;
-                        Ok(Some((line, RawRow::Csv(rec))))
+            Inner::Csv { r, rec } => {
+                match r.read_byte_record(rec) {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(false),
+                    Err(e) => {
+                        return Err(MatchError::input(
+                            &self.path,
+                            format!("unreadable CSV: {e}"),
+                        ));
                     }
-                    Ok(false) => Ok(None),
-                    Err(e) => Err(MatchError::input(
-                        &self.path,
-                        format!("unreadable CSV: {e}"),
-                    )),
                 }
+                let line = rec.position().map(|p| p.line()).unwrap_or(0) + self.line_base;
+                let byte_start = batch.offset().ok_or_else(too_big)?;
+                let first_field = u32::try_from(batch.ends.len()).map_err(|_| too_big())?;
+                for f in rec.iter() {
+                    batch.buf.extend_from_slice(f);
+                    let end = batch.offset().ok_or_else(too_big)?;
+                    batch.ends.push(end);
+                }
+                batch.rows.push(RawSpan {
+                    line,
+                    byte_start,
+                    byte_end: batch.offset().ok_or_else(too_big)?,
+                    first_field,
+                    fields: rec.len() as u32,
+                    json: false,
+                });
+                Ok(true)
             }
             Inner::Jsonl {
                 r,
@@ -243,7 +352,7 @@ impl RowReader {
                     .read_until(b'\n', buf)
                     .map_err(|e| MatchError::io(&self.path, e))?;
                 if n == 0 {
-                    return Ok(None);
+                    return Ok(false);
                 }
                 *offset += n as u64;
                 *line += 1;
@@ -257,7 +366,17 @@ impl RowReader {
                     // Blank lines separate nothing in JSONL; they are not rows.
                     continue;
                 }
-                return Ok(Some((*line, RawRow::Json(body.to_vec()))));
+                let byte_start = batch.offset().ok_or_else(too_big)?;
+                batch.buf.extend_from_slice(body);
+                batch.rows.push(RawSpan {
+                    line: *line,
+                    byte_start,
+                    byte_end: batch.offset().ok_or_else(too_big)?,
+                    first_field: 0,
+                    fields: 0,
+                    json: true,
+                });
+                return Ok(true);
             },
         }
     }
@@ -265,8 +384,8 @@ impl RowReader {
     /// Byte offset and line number of the next row (where a resumed reader would start).
     pub fn position(&self) -> (u64, u64) {
         match &self.inner {
-            Inner::Csv(rdr) => {
-                let p = rdr.position();
+            Inner::Csv { r, .. } => {
+                let p = r.position();
                 (self.base_offset + p.byte(), self.line_base + p.line())
             }
             Inner::Jsonl { offset, line, .. } => (*offset, *line + 1),

@@ -34,16 +34,18 @@
 //! # Sync and async
 //!
 //! [`RecordSource`] is synchronous, so [`RemoteSource`] uses reqwest's blocking client, which
-//! runs its own runtime on a private thread. Call it from ordinary threads; async code must go
-//! through `tokio::task::spawn_blocking` (creating, using or dropping a blocking client on an
-//! async worker thread panics inside reqwest).
+//! runs its own runtime on a private thread. Its methods must be called from ordinary threads;
+//! async code goes through `tokio::task::spawn_blocking` (a blocking request on an async
+//! worker thread panics inside reqwest). Constructing a `RemoteSource` is fine anywhere: the
+//! client is built on the first request. Dropping it joins the client's thread, which blocks
+//! for a moment but is safe.
 //!
 //! Invariants: the reference server binds only what the caller passes (tests use 127.0.0.1);
 //! the bearer token is compared in constant time and never logged or printed (`Debug` hides
 //! it); answers do not depend on how the client split a query.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -79,7 +81,11 @@ pub struct CandidatesResponse {
 
 /// A [`RecordSource`] that asks a platform service over HTTP(S).
 pub struct RemoteSource {
-    client: reqwest::blocking::Client,
+    /// Built on first use, on the (blocking) thread that makes the first request: building a
+    /// blocking client inside an async runtime panics in reqwest's debug builds, and callers
+    /// reasonably construct sources while setting up async services.
+    client: OnceLock<Result<reqwest::blocking::Client, String>>,
+    timeout: Duration,
     base: String,
     bearer: String,
 }
@@ -94,7 +100,8 @@ impl std::fmt::Debug for RemoteSource {
 
 impl RemoteSource {
     /// A source at `base_url` (e.g. `https://match.platform.example`), authenticating with
-    /// `bearer`. Not to be called on an async worker thread (see the module documentation).
+    /// `bearer`. May be called anywhere, async code included: the HTTP client is built by the
+    /// first request, which must come from a blocking thread (see the module documentation).
     pub fn new(base_url: &str, bearer: &str) -> Result<RemoteSource, MatchError> {
         RemoteSource::with_timeout(base_url, bearer, Duration::from_secs(120))
     }
@@ -105,15 +112,32 @@ impl RemoteSource {
         bearer: &str,
         timeout: Duration,
     ) -> Result<RemoteSource, MatchError> {
-        let client = reqwest::blocking::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| MatchError::Remote(format!("HTTP client: {e}")))?;
+        let base = base_url.trim_end_matches('/').to_string();
+        let url = reqwest::Url::parse(&base)
+            .map_err(|e| MatchError::Remote(format!("bad URL {base_url:?}: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(MatchError::Remote(format!(
+                "bad URL {base_url:?}: only http and https"
+            )));
+        }
         Ok(RemoteSource {
-            client,
-            base: base_url.trim_end_matches('/').to_string(),
+            client: OnceLock::new(),
+            timeout,
+            base,
             bearer: bearer.to_string(),
         })
+    }
+
+    fn client(&self) -> Result<&reqwest::blocking::Client, MatchError> {
+        self.client
+            .get_or_init(|| {
+                reqwest::blocking::Client::builder()
+                    .timeout(self.timeout)
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| MatchError::Remote(format!("HTTP client: {e}")))
     }
 
     fn post<B: Serialize, R: serde::de::DeserializeOwned>(
@@ -123,7 +147,7 @@ impl RemoteSource {
     ) -> Result<R, MatchError> {
         let url = format!("{}{path}", self.base);
         let resp = self
-            .client
+            .client()?
             .post(&url)
             .bearer_auth(&self.bearer)
             .json(body)
@@ -139,43 +163,10 @@ impl RemoteSource {
     }
 }
 
-/// Splits a query into queries of at most `max` tokens each.
-fn split_query(q: &TokenQuery, max: usize) -> Vec<TokenQuery> {
-    let mut out = Vec::new();
-    let mut cur = TokenQuery {
-        limit_per_token: q.limit_per_token,
-        ..TokenQuery::default()
-    };
-    // Which field of a query each list fills.
-    type Field = fn(&mut TokenQuery) -> &mut Vec<super::Token>;
-    let lists: [(&Vec<super::Token>, Field); 4] = [
-        (&q.phone, |x| &mut x.phone),
-        (&q.masked, |x| &mut x.masked),
-        (&q.name, |x| &mut x.name),
-        (&q.pinyin, |x| &mut x.pinyin),
-    ];
-    for (src, field) in lists {
-        for t in src {
-            if cur.len() >= max {
-                let next = TokenQuery {
-                    limit_per_token: q.limit_per_token,
-                    ..TokenQuery::default()
-                };
-                out.push(std::mem::replace(&mut cur, next));
-            }
-            field(&mut cur).push(*t);
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
 impl RecordSource for RemoteSource {
     fn candidates(&self, query: &TokenQuery) -> Result<Vec<Candidate>, MatchError> {
         let mut all: Vec<Candidate> = Vec::new();
-        for part in split_query(query, MAX_TOKENS_PER_REQUEST) {
+        for part in query.split(MAX_TOKENS_PER_REQUEST) {
             let r: CandidatesResponse = self.post("/v1/candidates", &part)?;
             all.extend(r.candidates);
         }
@@ -334,27 +325,4 @@ pub async fn serve_reference(
         let _ = axum::serve(listener, app).await;
     });
     Ok((addr, handle))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::matching::Token;
-
-    #[test]
-    fn split_keeps_every_token() {
-        let q = TokenQuery {
-            phone: (0..7).map(Token).collect(),
-            masked: (10..13).map(Token).collect(),
-            name: vec![Token(20)],
-            pinyin: vec![],
-            limit_per_token: 9,
-        };
-        let parts = split_query(&q, 4);
-        assert_eq!(parts.len(), 3);
-        assert!(parts.iter().all(|p| p.len() <= 4 && p.limit_per_token == 9));
-        let total: usize = parts.iter().map(TokenQuery::len).sum();
-        assert_eq!(total, q.len());
-        assert!(split_query(&TokenQuery::default(), 4).is_empty());
-    }
 }

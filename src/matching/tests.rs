@@ -285,7 +285,10 @@ fn rider_leak_is_matched_and_attributed_locally_and_remotely_without_pii_at_rest
         ))
         .expect("serve");
     assert!(addr.ip().is_loopback());
-    let remote = RemoteSource::new(&format!("http://{addr}"), "test-token").expect("client");
+    // Constructed inside the runtime, as a service would: safe, the client is built lazily.
+    let remote = rt
+        .block_on(async { RemoteSource::new(&format!("http://{addr}"), "test-token") })
+        .expect("client");
     let remote_report = Matcher::new(&remote, &k)
         .check(&s.rows, s.truth.year)
         .expect("remote check");
@@ -295,6 +298,8 @@ fn rider_leak_is_matched_and_attributed_locally_and_remotely_without_pii_at_rest
         Err(MatchError::Remote(m)) => assert!(m.contains("401"), "{m}"),
         other => panic!("expected 401, got {other:?}"),
     }
+    assert!(RemoteSource::new("not a url", "t").is_err());
+    assert!(RemoteSource::new("ftp://127.0.0.1/", "t").is_err());
     drop(remote);
     drop(wrong);
     handle.abort();
@@ -690,6 +695,40 @@ fn interrupted_import_resumes_to_the_same_index() {
     }
 }
 
+#[test]
+fn query_split_keeps_every_token() {
+    let q = TokenQuery {
+        phone: (0..7).map(Token).collect(),
+        masked: (10..13).map(Token).collect(),
+        name: vec![Token(20)],
+        pinyin: vec![],
+        limit_per_token: 9,
+    };
+    let parts = q.split(4);
+    assert_eq!(parts.len(), 3);
+    assert!(parts.iter().all(|p| p.len() <= 4 && p.limit_per_token == 9));
+    let mut back = TokenQuery {
+        limit_per_token: 9,
+        ..TokenQuery::default()
+    };
+    for p in parts {
+        back.phone.extend(p.phone);
+        back.masked.extend(p.masked);
+        back.name.extend(p.name);
+        back.pinyin.extend(p.pinyin);
+    }
+    assert_eq!(back, q);
+    assert!(TokenQuery::default().split(4).is_empty());
+    // The JSON form of tokens is 16 hex digits.
+    let json = serde_json::to_string(&Token(0xab)).expect("json");
+    assert_eq!(json, "\"00000000000000ab\"");
+    assert_eq!(
+        serde_json::from_str::<Token>(&json).expect("parse"),
+        Token(0xab)
+    );
+    assert!(serde_json::from_str::<Token>("\"ab\"").is_err());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -716,8 +755,23 @@ proptest! {
         let _ = normalise::normalise_masked_phone(&s);
         let _ = normalise::parse_sample_time(&s, 2024);
         let b = Blinder::new(&key());
-        let _ = b.tokens(Some(&s), Some(&s), Some(&s), Some(&s), &mut blind::PieceCache::default());
+        let _ = b.tokens(Some(&s), Some(&s), Some(&s), Some(&s), &mut blind::TokenCache::default());
     }
+}
+
+/// CPU seconds (user + system) this process has used so far (Linux, 100 ticks a second).
+fn cpu_secs() -> f64 {
+    fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the parenthesised command name; utime and stime are 14th and 15th.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let u: f64 = f.get(11)?.parse().ok()?;
+            let k: f64 = f.get(12)?.parse().ok()?;
+            Some((u + k) / 100.0)
+        })
+        .unwrap_or(0.0)
 }
 
 /// Peak resident memory of this process (Linux), in MiB.
@@ -750,7 +804,8 @@ fn bench_ten_million() {
     let tmp = tempfile::tempdir_in(base).expect("tempdir");
     let records = tmp.path().join("orders.csv");
     let t = Instant::now();
-    let truth = generator::write_records_csv(&records, n, 99, Plant::Rider).expect("generate");
+    // A partner leak: its pool is large enough for a full 5,000-row sample.
+    let truth = generator::write_records_csv(&records, n, 99, Plant::Partner).expect("generate");
     let csv_bytes = fs::metadata(&records).expect("meta").len();
     eprintln!(
         "generated {} records ({:.1} MiB) in {:.1}s",
@@ -761,18 +816,22 @@ fn bench_ten_million() {
     let rss_before = peak_rss_mib();
     let dir = tmp.path().join("index");
     let t = Instant::now();
+    let cpu0 = cpu_secs();
     let report = LocalIndex::import(&dir, &key(), &records, &no_progress).expect("import");
     let secs = t.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
     assert_eq!(report.imported, truth.records);
     let t = Instant::now();
     let k = key();
     let index = LocalIndex::open(&dir, &k).expect("open");
     let open_secs = t.elapsed().as_secs_f64();
     eprintln!(
-        "import: {} records in {:.1}s = {:.0} records/s; index {:.1} MiB ({:.0} B/record); peak RSS {} MiB (after generation {} MiB); open {:.3}s",
+        "import: {} records in {:.1}s = {:.0} records/s, {:.2} CPU-µs/record ({:.1} CPU-s); index {:.1} MiB ({:.0} B/record); peak RSS {} MiB (after generation {} MiB); open {:.3}s",
         report.imported,
         secs,
         report.imported as f64 / secs,
+        cpu * 1e6 / report.imported as f64,
+        cpu,
         index.size_bytes() as f64 / 1048576.0,
         index.size_bytes() as f64 / report.imported as f64,
         peak_rss_mib(),
@@ -791,7 +850,8 @@ fn bench_ten_million() {
     let ids: HashSet<&str> = r.order_ids.iter().map(String::as_str).collect();
     let q = quality(&rows, &gt, &r, &oracle_for(&records, Some(&ids)));
     eprintln!(
-        "check 5000 rows: {:.2}s (cold), {:.2}s (warm); matched {} rows, {} customers, {} orders; precision {:.4} recall {:.4}; top suspect {:?} {} lift {:.1}",
+        "check {} rows: {:.2}s (cold), {:.2}s (warm); matched {} rows, {} customers, {} orders; precision {:.4} recall {:.4}; top suspect {:?} {} lift {:.1}",
+        rows.len(),
         first,
         second,
         r.rows_matched,
