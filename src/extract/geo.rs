@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use super::normalise::char_at;
 
 /// (full name, short name). Municipalities carry 市, autonomous regions their full title.
-const PROVINCES: &[(&str, &str)] = &[
+pub(crate) const PROVINCES: &[(&str, &str)] = &[
     ("北京市", "北京"),
     ("天津市", "天津"),
     ("上海市", "上海"),

@@ -14,7 +14,7 @@
 //! different from the same input, so stored findings can say which extractor produced them.
 
 mod files;
-mod geo;
+pub(crate) mod geo;
 mod normalise;
 mod ocr;
 mod offers;
