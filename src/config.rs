@@ -48,6 +48,12 @@ pub struct Config {
     pub simulator: SimulatorConfig,
     #[serde(default)]
     pub matching: MatchingConfig,
+    #[serde(default)]
+    pub review: ReviewConfig,
+    #[serde(default)]
+    pub packets: PacketsConfig,
+    #[serde(default)]
+    pub tracking: TrackingConfig,
     /// Where this configuration came from, for error messages.
     #[serde(skip)]
     pub source: String,
@@ -179,6 +185,74 @@ impl Default for MatchingConfig {
             remote_url: None,
             remote_token_env: "LEAKWATCH_LOOKUP_TOKEN".into(),
             auto: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReviewConfig {
+    /// How long a moderator's claim on a finding lasts.
+    pub claim_timeout_s: u64,
+    /// Police packets need approvals from two different moderators.
+    pub four_eyes: bool,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        ReviewConfig {
+            claim_timeout_s: 1800,
+            four_eyes: true,
+        }
+    }
+}
+
+/// Who files the packets (printed in every packet) and the font of the police PDF.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PacketsConfig {
+    pub font: PathBuf,
+    pub org_name_zh: String,
+    pub org_name_en: String,
+    pub contact_email: String,
+    pub phone: String,
+    pub address: String,
+    pub unified_social_credit_code: Option<String>,
+    /// The 法释〔2017〕10号 art. 5 threshold class of the data sold: `sensitive` (行踪轨迹 /
+    /// 通信内容 / 征信 / 财产, 50), `transaction` (住宿 / 通信记录 / 健康 / 交易, 500) or
+    /// `other` (5,000; name + phone + address).
+    pub data_category: String,
+}
+
+impl Default for PacketsConfig {
+    fn default() -> Self {
+        PacketsConfig {
+            font: PathBuf::from(crate::packets::DEFAULT_FONT_PATH),
+            org_name_zh: "示例外卖平台安全团队".into(),
+            org_name_en: "Example Delivery Platform Security Team".into(),
+            contact_email: "security@platform.example".into(),
+            phone: "400-000-0000".into(),
+            address: "示例市示例区示例路1号".into(),
+            unified_social_credit_code: None,
+            data_category: "other".into(),
+        }
+    }
+}
+
+/// Takedown tracking: after a takedown is filed the group is probed on a schedule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackingConfig {
+    pub probe_interval_s: u64,
+    /// Raise a `takedown_ignored` finding when the group is still up this long after filing.
+    pub escalate_after_days: f64,
+}
+
+impl Default for TrackingConfig {
+    fn default() -> Self {
+        TrackingConfig {
+            probe_interval_s: 3600,
+            escalate_after_days: 3.0,
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod intake;
 pub mod ledger;
 pub mod matching;
 pub mod packets;
+pub mod review;
 pub mod sample_check;
 pub mod service;
 pub mod simulator;

@@ -693,6 +693,44 @@ fn summary(body: &EntryBody) -> String {
             case.as_deref().unwrap_or("-"),
             suspects.first().map(String::as_str).unwrap_or("-")
         ),
+        EntryBody::ReviewClaimed {
+            case,
+            finding,
+            until,
+        } => format!("case={case} finding={finding} until={until}"),
+        EntryBody::PiiRevealed { case, finding, .. } => format!("case={case} finding={finding}"),
+        EntryBody::ReviewDecided {
+            case,
+            finding,
+            decision,
+            ..
+        } => format!("case={case} finding={finding} decision={decision}"),
+        EntryBody::PacketBuilt {
+            case,
+            packet_id,
+            packet_kind,
+            files,
+            ..
+        } => format!(
+            "case={case} packet={packet_id} kind={packet_kind} files={}",
+            files.len()
+        ),
+        EntryBody::FilingAttempted {
+            packet_id,
+            channel,
+            attempt,
+            ok,
+            ..
+        } => format!("packet={packet_id} channel={channel} attempt={attempt} ok={ok}"),
+        EntryBody::FilingFinished {
+            packet_id,
+            channel,
+            status,
+            attempts,
+            ..
+        } => format!("packet={packet_id} channel={channel} status={status} attempts={attempts}"),
+        EntryBody::TrackingProbed { case, result, .. } => format!("case={case} result={result}"),
+        EntryBody::FindingRaised { case, reason, .. } => format!("case={case} reason={reason}"),
         EntryBody::Synthetic { seq, blob, .. } => match blob {
             Some(b) => format!("seq={seq} blob={}", b.sha256),
             None => format!("seq={seq}"),

@@ -45,6 +45,14 @@ pub struct BlobRef {
     pub pii: bool,
 }
 
+/// One file of a packet, kept as a blob.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacketFileRef {
+    pub name: String,
+    pub blob: BlobRef,
+}
+
 /// The canonical record of one captured message (see the capture issue for how it is filled).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -193,6 +201,79 @@ pub enum EntryBody {
         gen_time: Option<String>,
         error: Option<String>,
     },
+    /// A moderator took a finding from the review queue (the entry's actor). Nobody else may
+    /// decide it before `until` (RFC 3339) unless the claim is released by a decision.
+    ReviewClaimed {
+        case: String,
+        finding: String,
+        until: String,
+    },
+    /// A moderator (the actor) was shown the unmasked sample of a finding, and why.
+    PiiRevealed {
+        case: String,
+        finding: String,
+        reason: String,
+    },
+    /// A moderator's (the actor's) decision on a finding: `approve`, `reject` or `escalate`.
+    /// `required_approvals` is the rule in force when it was taken (2 under four-eyes), so the
+    /// finding's status is a function of the ledger alone.
+    ReviewDecided {
+        case: String,
+        finding: String,
+        decision: String,
+        reason: String,
+        required_approvals: u32,
+    },
+    /// A packet built from an approved finding; each file is a blob.
+    PacketBuilt {
+        case: String,
+        finding: String,
+        packet_id: String,
+        /// `takedown`, `police` or `breach_notice`.
+        packet_kind: String,
+        version: u32,
+        files: Vec<PacketFileRef>,
+    },
+    /// One attempt at sending a packet to one recipient, with the server's answer.
+    FilingAttempted {
+        case: String,
+        packet_id: String,
+        channel: String,
+        recipient: String,
+        attempt: u32,
+        ok: bool,
+        retryable: bool,
+        message_id: Option<String>,
+        answer: String,
+    },
+    /// Sending a packet to one recipient ended: `filed` or `failed` (retries exhausted or a
+    /// permanent refusal).
+    FilingFinished {
+        case: String,
+        packet_id: String,
+        channel: String,
+        recipient: String,
+        status: String,
+        attempts: u32,
+        message_id: Option<String>,
+    },
+    /// Takedown tracking asked the platform about the group: `still_up`, `gone` or `unknown`.
+    /// The adapter's answer is kept as evidence.
+    TrackingProbed {
+        case: String,
+        result: String,
+        detail: String,
+        evidence: BlobRef,
+    },
+    /// A finding leakwatch raised itself, e.g. `takedown_ignored`: a group still up long after
+    /// its takedown was filed (re-file or escalate to police).
+    FindingRaised {
+        case: String,
+        reason: String,
+        detail: String,
+        /// The packet or finding it follows up.
+        about: Option<String>,
+    },
     /// Written only by `ledger append-synthetic` and benchmarks, to exercise the log.
     Synthetic {
         seq: u64,
@@ -212,7 +293,15 @@ impl EntryBody {
             | EntryBody::GroupEnded { case, .. }
             | EntryBody::Backfilled { case, .. }
             | EntryBody::MediaRefused { case, .. }
-            | EntryBody::Extracted { case, .. } => Some(case),
+            | EntryBody::Extracted { case, .. }
+            | EntryBody::ReviewClaimed { case, .. }
+            | EntryBody::PiiRevealed { case, .. }
+            | EntryBody::ReviewDecided { case, .. }
+            | EntryBody::PacketBuilt { case, .. }
+            | EntryBody::FilingAttempted { case, .. }
+            | EntryBody::FilingFinished { case, .. }
+            | EntryBody::TrackingProbed { case, .. }
+            | EntryBody::FindingRaised { case, .. } => Some(case),
             EntryBody::Captured(c) => Some(&c.case),
             EntryBody::Matched { case, .. } => case.as_deref(),
             EntryBody::Timestamped { .. } | EntryBody::Synthetic { .. } => None,
@@ -232,6 +321,14 @@ impl EntryBody {
             EntryBody::Extracted { .. } => "extracted",
             EntryBody::Timestamped { .. } => "timestamped",
             EntryBody::Matched { .. } => "matched",
+            EntryBody::ReviewClaimed { .. } => "review_claimed",
+            EntryBody::PiiRevealed { .. } => "pii_revealed",
+            EntryBody::ReviewDecided { .. } => "review_decided",
+            EntryBody::PacketBuilt { .. } => "packet_built",
+            EntryBody::FilingAttempted { .. } => "filing_attempted",
+            EntryBody::FilingFinished { .. } => "filing_finished",
+            EntryBody::TrackingProbed { .. } => "tracking_probed",
+            EntryBody::FindingRaised { .. } => "finding_raised",
             EntryBody::Synthetic { .. } => "synthetic",
         }
     }
@@ -245,6 +342,9 @@ impl EntryBody {
                 std::iter::once(info).chain(members.iter()).collect()
             }
             EntryBody::Extracted { rows_blob, .. } => rows_blob.iter().collect(),
+            EntryBody::Matched { report, .. } => vec![report],
+            EntryBody::PacketBuilt { files, .. } => files.iter().map(|f| &f.blob).collect(),
+            EntryBody::TrackingProbed { evidence, .. } => vec![evidence],
             EntryBody::Timestamped { token, chain, .. } => {
                 token.iter().chain(chain.iter()).collect()
             }

@@ -18,6 +18,7 @@
 //! not, because printpdf names its font resources and the trailer `/ID` from a
 //! process-wide counter — the digest recorded in `Packet.files` is the one that counts.
 
+pub mod assemble;
 mod breach;
 mod common;
 pub mod model;

@@ -19,13 +19,15 @@ use crate::ledger::{Ledger, LedgerError};
 
 const META_APPLIED: &[u8] = b"applied";
 const META_ROOT: &[u8] = b"root";
-const TREES: [&str; 6] = [
+const TREES: [&str; 8] = [
     "meta",
     "cases",
     "groups",
     "captures",
     "case_entries",
     "cursors",
+    "findings",
+    "packets",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,9 @@ pub struct CaseView {
     /// The latest offer extracted from the group (price, volume, platforms, ...).
     #[serde(default)]
     pub last_offer: Option<serde_json::Value>,
+    /// Takedown tracking, once a takedown was filed.
+    #[serde(default)]
+    pub tracking: TrackingView,
 }
 
 /// A finding: a verified sample from a watched group, waiting for review.
@@ -90,9 +95,123 @@ pub struct FindingView {
     pub suspects: Vec<String>,
     /// The group's latest offer when the sample was verified.
     pub offer: Option<serde_json::Value>,
-    /// `new` until review (the review stage moves it on).
+    /// `new`, `escalated`, `awaiting_second_approval`, `approved` or `rejected`.
     pub status: String,
     pub created_at: String,
+    /// `verified_sample` (from a match) or the reason leakwatch raised it (`takedown_ignored`).
+    #[serde(default = "verified_sample")]
+    pub kind: String,
+    /// For raised findings: what happened, and the packet or finding it follows up.
+    #[serde(default)]
+    pub detail: Option<String>,
+    /// The moderator holding the finding and until when (RFC 3339); a decision releases it.
+    #[serde(default)]
+    pub claimed_by: Option<String>,
+    #[serde(default)]
+    pub claim_until: Option<String>,
+    #[serde(default)]
+    pub decisions: Vec<DecisionView>,
+    /// Approvals needed before the police packet (2 under the four-eyes rule).
+    #[serde(default)]
+    pub required_approvals: u32,
+    /// Moderators who saw the unmasked sample.
+    #[serde(default)]
+    pub reveals: Vec<String>,
+    /// Ids of the packets built from it.
+    #[serde(default)]
+    pub packets: Vec<String>,
+}
+
+fn verified_sample() -> String {
+    "verified_sample".into()
+}
+
+impl FindingView {
+    /// Distinct moderators who approved it.
+    pub fn approvers(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for d in &self.decisions {
+            if d.decision == "approve" && !out.contains(&d.moderator.as_str()) {
+                out.push(&d.moderator);
+            }
+        }
+        out
+    }
+
+    /// Still waiting for a moderator (new, escalated, or one approval short).
+    pub fn open(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "new" | "escalated" | "awaiting_second_approval"
+        )
+    }
+}
+
+/// One moderator decision on a finding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionView {
+    pub moderator: String,
+    pub decision: String,
+    pub reason: String,
+    pub at: String,
+    pub entry: u64,
+}
+
+/// A packet built from an approved finding, and how its filing stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PacketView {
+    pub packet_id: String,
+    pub case: String,
+    pub finding: String,
+    pub kind: String,
+    pub version: u32,
+    pub built_entry: u64,
+    pub built_at: String,
+    pub files: Vec<crate::ledger::entry::PacketFileRef>,
+    /// One per recipient, in the order filing started.
+    pub filings: Vec<FilingView>,
+}
+
+impl PacketView {
+    /// `unfiled`, `filing`, `filed` (every recipient), `failed` (any recipient gave up).
+    pub fn filing_status(&self) -> &'static str {
+        if self.filings.is_empty() {
+            "unfiled"
+        } else if self.filings.iter().any(|f| f.status == "failed") {
+            "failed"
+        } else if self.filings.iter().all(|f| f.status == "filed") {
+            "filed"
+        } else {
+            "filing"
+        }
+    }
+}
+
+/// Filing of one packet to one recipient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilingView {
+    pub channel: String,
+    pub recipient: String,
+    /// `retrying`, `filed` or `failed`.
+    pub status: String,
+    pub attempts: u32,
+    pub message_id: Option<String>,
+    pub last_answer: String,
+    pub updated_at: String,
+}
+
+/// Whether a group came down after its takedown was filed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TrackingView {
+    /// When the first takedown packet of the case was filed.
+    pub takedown_filed_at: Option<String>,
+    pub last_probe_at: Option<String>,
+    /// `still_up`, `gone` or `unknown`.
+    pub last_result: Option<String>,
+    pub probes: u64,
+    pub gone_at: Option<String>,
+    /// When a `takedown_ignored` finding was raised.
+    pub escalated_at: Option<String>,
 }
 
 /// Where the next history backfill of a group starts: the newest message of the last completed
@@ -143,6 +262,7 @@ pub struct State {
     case_entries: sled::Tree,
     cursors: sled::Tree,
     findings: sled::Tree,
+    packets: sled::Tree,
 }
 
 fn store_err(dir: &Path) -> impl Fn(sled::Error) -> StateError + '_ {
@@ -269,6 +389,7 @@ impl State {
             case_entries: tree("case_entries")?,
             cursors: tree("cursors")?,
             findings: tree("findings")?,
+            packets: tree("packets")?,
             dir: dir.to_path_buf(),
             db,
         })
@@ -341,6 +462,7 @@ impl State {
                     last_snapshot: None,
                     ended: None,
                     last_offer: None,
+                    tracking: TrackingView::default(),
                 };
                 self.put_case(&view)?;
                 self.groups
@@ -438,13 +560,181 @@ impl State {
                     suspects: suspects.clone(),
                     status: "new".into(),
                     created_at: entry.at.clone(),
+                    kind: verified_sample(),
+                    detail: None,
+                    claimed_by: None,
+                    claim_until: None,
+                    decisions: Vec::new(),
+                    required_approvals: 0,
+                    reveals: Vec::new(),
+                    packets: Vec::new(),
                 };
-                self.findings
-                    .insert(
-                        view.finding.as_bytes(),
-                        serde_json::to_vec(&view).unwrap_or_default(),
-                    )
-                    .map_err(&err)?;
+                self.put_finding(&view)?;
+            }
+            EntryBody::FindingRaised {
+                case,
+                reason,
+                detail,
+                about,
+            } => {
+                let offer = self.case(case)?.and_then(|c| c.last_offer);
+                let view = FindingView {
+                    offer,
+                    finding: format!("F-{index}"),
+                    case: case.clone(),
+                    matched_entry: index,
+                    rows_checked: 0,
+                    rows_matched: 0,
+                    distinct_customers: 0,
+                    distinct_orders: 0,
+                    first_order_at: None,
+                    last_order_at: None,
+                    canary_partners: Vec::new(),
+                    suspects: Vec::new(),
+                    status: "new".into(),
+                    created_at: entry.at.clone(),
+                    kind: reason.clone(),
+                    detail: Some(match about {
+                        Some(a) => format!("{detail} (follows up {a})"),
+                        None => detail.clone(),
+                    }),
+                    claimed_by: None,
+                    claim_until: None,
+                    decisions: Vec::new(),
+                    required_approvals: 0,
+                    reveals: Vec::new(),
+                    packets: Vec::new(),
+                };
+                self.put_finding(&view)?;
+                if reason == "takedown_ignored" {
+                    self.update_case(case, |v| v.tracking.escalated_at = Some(entry.at.clone()))?;
+                }
+            }
+            EntryBody::ReviewClaimed { finding, until, .. } => {
+                self.update_finding(finding, |f| {
+                    f.claimed_by = Some(entry.actor.clone());
+                    f.claim_until = Some(until.clone());
+                })?;
+            }
+            EntryBody::PiiRevealed { finding, .. } => {
+                self.update_finding(finding, |f| {
+                    if !f.reveals.contains(&entry.actor) {
+                        f.reveals.push(entry.actor.clone());
+                    }
+                })?;
+            }
+            EntryBody::ReviewDecided {
+                finding,
+                decision,
+                reason,
+                required_approvals,
+                ..
+            } => {
+                self.update_finding(finding, |f| {
+                    if f.decisions.iter().any(|d| d.entry == index) {
+                        return;
+                    }
+                    f.decisions.push(DecisionView {
+                        moderator: entry.actor.clone(),
+                        decision: decision.clone(),
+                        reason: reason.clone(),
+                        at: entry.at.clone(),
+                        entry: index,
+                    });
+                    f.required_approvals = *required_approvals;
+                    f.claimed_by = None;
+                    f.claim_until = None;
+                    f.status = match decision.as_str() {
+                        "approve" if f.approvers().len() as u32 >= (*required_approvals).max(1) => {
+                            "approved".into()
+                        }
+                        "approve" => "awaiting_second_approval".into(),
+                        "reject" => "rejected".into(),
+                        _ => "escalated".into(),
+                    };
+                })?;
+            }
+            EntryBody::PacketBuilt {
+                case,
+                finding,
+                packet_id,
+                packet_kind,
+                version,
+                files,
+            } => {
+                let view = PacketView {
+                    packet_id: packet_id.clone(),
+                    case: case.clone(),
+                    finding: finding.clone(),
+                    kind: packet_kind.clone(),
+                    version: *version,
+                    built_entry: index,
+                    built_at: entry.at.clone(),
+                    files: files.clone(),
+                    filings: Vec::new(),
+                };
+                self.put_packet(&view)?;
+                self.update_finding(finding, |f| {
+                    if !f.packets.contains(packet_id) {
+                        f.packets.push(packet_id.clone());
+                    }
+                })?;
+            }
+            EntryBody::FilingAttempted {
+                packet_id,
+                channel,
+                recipient,
+                attempt,
+                message_id,
+                answer,
+                ..
+            } => {
+                self.update_packet(packet_id, |p| {
+                    let f = p.filing_mut(channel, recipient, &entry.at);
+                    if f.status != "filed" && f.status != "failed" {
+                        f.attempts = f.attempts.max(*attempt);
+                        f.message_id = message_id.clone().or(f.message_id.take());
+                        f.last_answer = answer.clone();
+                        f.updated_at = entry.at.clone();
+                    }
+                })?;
+            }
+            EntryBody::FilingFinished {
+                case,
+                packet_id,
+                channel,
+                recipient,
+                status,
+                attempts,
+                message_id,
+            } => {
+                let mut takedown = false;
+                self.update_packet(packet_id, |p| {
+                    takedown = p.kind == "takedown";
+                    let f = p.filing_mut(channel, recipient, &entry.at);
+                    f.status = status.clone();
+                    f.attempts = *attempts;
+                    f.message_id = message_id.clone().or(f.message_id.take());
+                    f.updated_at = entry.at.clone();
+                })?;
+                if takedown && status == "filed" {
+                    self.update_case(case, |v| {
+                        if v.tracking.takedown_filed_at.is_none() {
+                            v.tracking.takedown_filed_at = Some(entry.at.clone());
+                        }
+                    })?;
+                }
+            }
+            EntryBody::TrackingProbed { case, result, .. } => {
+                self.update_case(case, |v| {
+                    let t = &mut v.tracking;
+                    t.probes += 1;
+                    t.last_probe_at = Some(entry.at.clone());
+                    t.last_result = Some(result.clone());
+                    if result == "gone" && t.gone_at.is_none() {
+                        t.gone_at = Some(entry.at.clone());
+                    }
+                })?;
             }
             EntryBody::Extracted {
                 case,
@@ -461,6 +751,79 @@ impl State {
             | EntryBody::Synthetic { .. } => {}
         }
         Ok(())
+    }
+
+    fn put_finding(&self, view: &FindingView) -> Result<(), StateError> {
+        self.findings
+            .insert(
+                view.finding.as_bytes(),
+                serde_json::to_vec(view).unwrap_or_default(),
+            )
+            .map_err(store_err(&self.dir))?;
+        Ok(())
+    }
+
+    fn update_finding(
+        &self,
+        finding: &str,
+        change: impl FnOnce(&mut FindingView),
+    ) -> Result<(), StateError> {
+        if let Some(mut view) = self.finding(finding)? {
+            change(&mut view);
+            self.put_finding(&view)?;
+        }
+        Ok(())
+    }
+
+    pub fn finding(&self, finding: &str) -> Result<Option<FindingView>, StateError> {
+        let v = self
+            .findings
+            .get(finding.as_bytes())
+            .map_err(store_err(&self.dir))?;
+        Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    fn put_packet(&self, view: &PacketView) -> Result<(), StateError> {
+        self.packets
+            .insert(
+                view.packet_id.as_bytes(),
+                serde_json::to_vec(view).unwrap_or_default(),
+            )
+            .map_err(store_err(&self.dir))?;
+        Ok(())
+    }
+
+    fn update_packet(
+        &self,
+        packet: &str,
+        change: impl FnOnce(&mut PacketView),
+    ) -> Result<(), StateError> {
+        if let Some(mut view) = self.packet(packet)? {
+            change(&mut view);
+            self.put_packet(&view)?;
+        }
+        Ok(())
+    }
+
+    pub fn packet(&self, packet: &str) -> Result<Option<PacketView>, StateError> {
+        let v = self
+            .packets
+            .get(packet.as_bytes())
+            .map_err(store_err(&self.dir))?;
+        Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    /// Every packet, in the order they were built.
+    pub fn packets(&self) -> Result<Vec<PacketView>, StateError> {
+        let mut out: Vec<PacketView> = Vec::new();
+        for kv in self.packets.iter() {
+            let (_, v) = kv.map_err(store_err(&self.dir))?;
+            if let Ok(p) = serde_json::from_slice(&v) {
+                out.push(p);
+            }
+        }
+        out.sort_by_key(|p| p.built_entry);
+        Ok(out)
     }
 
     fn put_case(&self, view: &CaseView) -> Result<(), StateError> {
@@ -629,5 +992,30 @@ impl State {
             }
         }
         Ok(hex::encode(h.finalize()))
+    }
+}
+
+impl PacketView {
+    fn filing_mut(&mut self, channel: &str, recipient: &str, at: &str) -> &mut FilingView {
+        let pos = self
+            .filings
+            .iter()
+            .position(|f| f.channel == channel && f.recipient == recipient);
+        let i = match pos {
+            Some(i) => i,
+            None => {
+                self.filings.push(FilingView {
+                    channel: channel.to_string(),
+                    recipient: recipient.to_string(),
+                    status: "retrying".into(),
+                    attempts: 0,
+                    message_id: None,
+                    last_answer: String::new(),
+                    updated_at: at.to_string(),
+                });
+                self.filings.len() - 1
+            }
+        };
+        &mut self.filings[i]
     }
 }
