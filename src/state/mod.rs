@@ -753,14 +753,56 @@ impl State {
         Ok(())
     }
 
-    fn put_finding(&self, view: &FindingView) -> Result<(), StateError> {
-        self.findings
-            .insert(
-                view.finding.as_bytes(),
-                serde_json::to_vec(view).unwrap_or_default(),
-            )
+    fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        tree: &sled::Tree,
+        key: &str,
+    ) -> Result<Option<T>, StateError> {
+        let v = tree.get(key.as_bytes()).map_err(store_err(&self.dir))?;
+        Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    fn put_json<T: Serialize>(
+        &self,
+        tree: &sled::Tree,
+        key: &str,
+        view: &T,
+    ) -> Result<(), StateError> {
+        tree.insert(key.as_bytes(), serde_json::to_vec(view).unwrap_or_default())
             .map_err(store_err(&self.dir))?;
         Ok(())
+    }
+
+    /// Read-modify-write of one view; a missing view is left missing.
+    fn update_json<T: Serialize + serde::de::DeserializeOwned>(
+        &self,
+        tree: &sled::Tree,
+        key: &str,
+        change: impl FnOnce(&mut T),
+    ) -> Result<(), StateError> {
+        if let Some(mut view) = self.get_json::<T>(tree, key)? {
+            change(&mut view);
+            self.put_json(tree, key, &view)?;
+        }
+        Ok(())
+    }
+
+    fn all_json<T: serde::de::DeserializeOwned>(
+        &self,
+        tree: &sled::Tree,
+    ) -> Result<Vec<T>, StateError> {
+        let mut out = Vec::new();
+        for kv in tree.iter() {
+            let (_, v) = kv.map_err(store_err(&self.dir))?;
+            if let Ok(x) = serde_json::from_slice(&v) {
+                out.push(x);
+            }
+        }
+        Ok(out)
+    }
+
+    fn put_finding(&self, view: &FindingView) -> Result<(), StateError> {
+        self.put_json(&self.findings, &view.finding, view)
     }
 
     fn update_finding(
@@ -768,29 +810,15 @@ impl State {
         finding: &str,
         change: impl FnOnce(&mut FindingView),
     ) -> Result<(), StateError> {
-        if let Some(mut view) = self.finding(finding)? {
-            change(&mut view);
-            self.put_finding(&view)?;
-        }
-        Ok(())
+        self.update_json(&self.findings, finding, change)
     }
 
     pub fn finding(&self, finding: &str) -> Result<Option<FindingView>, StateError> {
-        let v = self
-            .findings
-            .get(finding.as_bytes())
-            .map_err(store_err(&self.dir))?;
-        Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
+        self.get_json(&self.findings, finding)
     }
 
     fn put_packet(&self, view: &PacketView) -> Result<(), StateError> {
-        self.packets
-            .insert(
-                view.packet_id.as_bytes(),
-                serde_json::to_vec(view).unwrap_or_default(),
-            )
-            .map_err(store_err(&self.dir))?;
-        Ok(())
+        self.put_json(&self.packets, &view.packet_id, view)
     }
 
     fn update_packet(
@@ -798,40 +826,22 @@ impl State {
         packet: &str,
         change: impl FnOnce(&mut PacketView),
     ) -> Result<(), StateError> {
-        if let Some(mut view) = self.packet(packet)? {
-            change(&mut view);
-            self.put_packet(&view)?;
-        }
-        Ok(())
+        self.update_json(&self.packets, packet, change)
     }
 
     pub fn packet(&self, packet: &str) -> Result<Option<PacketView>, StateError> {
-        let v = self
-            .packets
-            .get(packet.as_bytes())
-            .map_err(store_err(&self.dir))?;
-        Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
+        self.get_json(&self.packets, packet)
     }
 
     /// Every packet, in the order they were built.
     pub fn packets(&self) -> Result<Vec<PacketView>, StateError> {
-        let mut out: Vec<PacketView> = Vec::new();
-        for kv in self.packets.iter() {
-            let (_, v) = kv.map_err(store_err(&self.dir))?;
-            if let Ok(p) = serde_json::from_slice(&v) {
-                out.push(p);
-            }
-        }
+        let mut out: Vec<PacketView> = self.all_json(&self.packets)?;
         out.sort_by_key(|p| p.built_entry);
         Ok(out)
     }
 
     fn put_case(&self, view: &CaseView) -> Result<(), StateError> {
-        let bytes = serde_json::to_vec(view).unwrap_or_default();
-        self.cases
-            .insert(view.case.as_bytes(), bytes)
-            .map_err(store_err(&self.dir))?;
-        Ok(())
+        self.put_json(&self.cases, &view.case, view)
     }
 
     fn update_case(
@@ -839,22 +849,12 @@ impl State {
         case: &str,
         change: impl FnOnce(&mut CaseView),
     ) -> Result<(), StateError> {
-        if let Some(mut view) = self.case(case)? {
-            change(&mut view);
-            self.put_case(&view)?;
-        }
-        Ok(())
+        self.update_json(&self.cases, case, change)
     }
 
     /// Every finding, oldest first.
     pub fn findings(&self) -> Result<Vec<FindingView>, StateError> {
-        let mut out: Vec<FindingView> = Vec::new();
-        for kv in self.findings.iter() {
-            let (_, v) = kv.map_err(store_err(&self.dir))?;
-            if let Ok(f) = serde_json::from_slice(&v) {
-                out.push(f);
-            }
-        }
+        let mut out: Vec<FindingView> = self.all_json(&self.findings)?;
         out.sort_by_key(|f| f.matched_entry);
         Ok(out)
     }
@@ -897,22 +897,11 @@ impl State {
     }
 
     pub fn case(&self, case: &str) -> Result<Option<CaseView>, StateError> {
-        let v = self
-            .cases
-            .get(case.as_bytes())
-            .map_err(store_err(&self.dir))?;
-        Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
+        self.get_json(&self.cases, case)
     }
 
     pub fn cases(&self) -> Result<Vec<CaseView>, StateError> {
-        let mut out = Vec::new();
-        for kv in self.cases.iter() {
-            let (_, v) = kv.map_err(store_err(&self.dir))?;
-            if let Ok(c) = serde_json::from_slice(&v) {
-                out.push(c);
-            }
-        }
-        Ok(out)
+        self.all_json(&self.cases)
     }
 
     /// The case that watches a group, if any (intake dedupes on this).
