@@ -54,6 +54,8 @@ pub struct Config {
     pub packets: PacketsConfig,
     #[serde(default)]
     pub tracking: TrackingConfig,
+    #[serde(default)]
+    pub filing: crate::filing::FilingConfig,
     /// Where this configuration came from, for error messages.
     #[serde(skip)]
     pub source: String,

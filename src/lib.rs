@@ -20,6 +20,7 @@ pub mod config;
 pub mod durable;
 pub mod evidence;
 pub mod extract;
+pub mod filing;
 pub mod intake;
 pub mod ledger;
 pub mod matching;
@@ -30,6 +31,7 @@ pub mod service;
 pub mod simulator;
 pub mod state;
 pub mod timestamp;
+pub mod tracking;
 
 /// This build's version, recorded in every capture record.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -86,6 +86,9 @@ enum Command {
     /// Inspect, prove and check the evidence ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Packets built from approved findings.
+    #[command(subcommand)]
+    Packet(PacketCommand),
     /// Administrative tasks.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -147,6 +150,41 @@ enum AdminCommand {
     RebuildState,
     /// Print the state digest (after catching up with the ledger), to compare two states.
     StateDigest,
+    /// Staff API tokens (stored as SHA-256 digests only).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token; it is printed once and cannot be shown again.
+    Create {
+        /// intake | moderator | legal | admin
+        #[arg(long)]
+        role: String,
+        /// Who holds it (recorded as the actor of everything done with it).
+        #[arg(long, default_value = "staff")]
+        owner: String,
+    },
+    /// List tokens (ids, owners, roles; never the tokens).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum PacketCommand {
+    /// Build a packet for the latest approved finding of a case (packets are built
+    /// automatically after approval; this rebuilds a missing one or shows the one on record).
+    Build {
+        case: String,
+        /// takedown | police | breach-notice
+        #[arg(long)]
+        kind: String,
+        /// Write the packet's files into this directory too.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -262,6 +300,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Ledger(cmd) => ledger_command(&config, cmd),
         Command::Admin(cmd) => admin_command(&config, cmd),
+        Command::Packet(cmd) => packet_command(&config, cmd),
         Command::Bench(cmd) => bench_command(&config, cmd),
     }
 }
@@ -788,8 +827,102 @@ fn append_synthetic(config: &Config, count: u64, threads: usize, blob_every: u64
     Ok(())
 }
 
+fn packet_command(config: &Config, cmd: PacketCommand) -> Result<()> {
+    use leakwatch::packets::PacketKind;
+    use leakwatch::packets::assemble;
+    let PacketCommand::Build { case, kind, out } = cmd;
+    let kind = match kind.as_str() {
+        "takedown" => PacketKind::Takedown,
+        "police" => PacketKind::Police,
+        "breach-notice" | "breach_notice" => PacketKind::BreachNotice,
+        other => anyhow::bail!("--kind {other:?}: expected takedown, police or breach-notice"),
+    };
+    let ev = Evidence::open(config, &|_, _| {})?;
+    let finding = ev
+        .state
+        .findings()?
+        .into_iter()
+        .rev()
+        .find(|f| f.case == case && assemble::kinds_allowed(f).contains(&kind))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "case {case}: no finding approved for a {} packet",
+                assemble::kind_name(kind)
+            )
+        })?;
+    let actor = format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "operator".into())
+    );
+    let packet = assemble::build_and_record(&ev, &finding.finding, kind, &config.packets, &actor)?;
+    println!(
+        "{} packet {} for {} ({}): {}",
+        packet.kind,
+        packet.packet_id,
+        packet.finding,
+        packet.filing_status(),
+        packet
+            .files
+            .iter()
+            .map(|f| format!("{} sha256:{}", f.name, f.blob.sha256))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Some(dir) = out {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        for (i, (name, _, bytes)) in assemble::packet_files(&ev, &packet)?
+            .into_iter()
+            .enumerate()
+        {
+            let path = dir.join(leakwatch::filing::sanitise_attachment_name(&name, i));
+            std::fs::write(&path, bytes)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 fn admin_command(config: &Config, cmd: AdminCommand) -> Result<()> {
     match cmd {
+        AdminCommand::Token(cmd) => {
+            use leakwatch::api::tokens::{Role, TokenStore};
+            let store = TokenStore::new(&config.keys_dir());
+            match cmd {
+                TokenCommand::Create { role, owner } => {
+                    let role = Role::parse(&role).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--role {role:?}: expected intake, moderator, legal or admin"
+                        )
+                    })?;
+                    let (token, rec) = store.create(role, &owner)?;
+                    eprintln!(
+                        "token {} for {} ({}); shown once, keep it secret:",
+                        rec.id,
+                        rec.owner,
+                        rec.role.as_str()
+                    );
+                    println!("{token}");
+                }
+                TokenCommand::List => {
+                    for r in store.list()? {
+                        println!(
+                            "{}  {:<9} {:<20} {}{}",
+                            r.id,
+                            r.role.as_str(),
+                            r.owner,
+                            r.created_at,
+                            if r.revoked { "  revoked" } else { "" }
+                        );
+                    }
+                }
+                TokenCommand::Revoke { id } => {
+                    store.revoke(&id)?;
+                    println!("token {id} revoked");
+                }
+            }
+            Ok(())
+        }
         AdminCommand::RebuildState => {
             let ledger = Ledger::open(config, AppendPolicy::default())?;
             let state = with_progress("rebuilding state", |p| {

@@ -153,6 +153,8 @@ pub struct Running {
     pub capture: Arc<CaptureService>,
     pub simulator: Option<Simulator>,
     pub api_addr: std::net::SocketAddr,
+    pub review: Arc<crate::review::Review>,
+    pub dispatcher: Arc<crate::filing::dispatch::Dispatcher>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -254,8 +256,38 @@ pub async fn start(ev: Arc<Evidence>, config: &Config) -> Result<Running, Servic
     );
     tasks.extend(capture.start()?);
 
-    let (api_addr, api_task) =
-        crate::api::serve(capture.clone(), submitted.clone(), config).await?;
+    let review = Arc::new(crate::review::Review::new(
+        ev.clone(),
+        crate::review::ReviewSettings::from_config(config),
+    ));
+    config.filing.validate().map_err(|e| ServiceError::Start {
+        what: "filing routes".into(),
+        message: e.to_string(),
+    })?;
+    let mut filing = config.filing.clone();
+    filing.resolve_dirs(&config.data_root);
+    let dispatcher = crate::filing::dispatch::Dispatcher::new(ev.clone(), filing);
+    tasks.push(dispatcher.spawn());
+    tasks.push(crate::tracking::spawn(
+        ev.clone(),
+        capture.clone(),
+        config.tracking.clone(),
+    ));
+    let operator = crate::api::operator_token(config, true)
+        .map_err(|e| ServiceError::Start {
+            what: "operator token".into(),
+            message: e.to_string(),
+        })?
+        .unwrap_or_default();
+    let api = Arc::new(crate::api::ApiContext::new(
+        capture.clone(),
+        submitted.clone(),
+        review.clone(),
+        dispatcher.clone(),
+        Arc::new(config.clone()),
+        &operator,
+    ));
+    let (api_addr, api_task) = crate::api::serve(api).await?;
     tasks.push(api_task);
 
     let interval = Duration::from_secs(config.ledger.checkpoint_interval_s);
@@ -281,6 +313,8 @@ pub async fn start(ev: Arc<Evidence>, config: &Config) -> Result<Running, Servic
         capture,
         simulator,
         api_addr,
+        review,
+        dispatcher,
         tasks,
     })
 }

@@ -14,13 +14,7 @@ use leakwatch::ledger::entry::EntryBody;
 use leakwatch::simulator::scenario::PostKind;
 use serde_json::json;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::free_port;
 
 /// A scenario file: both default groups, `messages` each, posted fast.
 fn write_scenario(dir: &std::path::Path, messages: u64, rate: f64) -> std::path::PathBuf {

@@ -1,6 +1,8 @@
 //! The OneBot v11 adapter against the simulator, over real sockets on loopback: the invite flow,
 //! media, dropped connections, every transport and dialect, and the private-address guard.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,13 +48,7 @@ async fn start_sim(s: Scenario, opts: SimOptions) -> Simulator {
     .unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::free_port;
 
 /// An adapter config block, parsed the way `leakwatch` parses its config file.
 fn adapter_config(body: &str) -> leakwatch::config::OneBotConfig {

@@ -12,13 +12,7 @@ use common::tsa::LocalTsa;
 use leakwatch::evidence::Evidence;
 use leakwatch::ledger::entry::EntryBody;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::free_port;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoints_are_timestamped_and_verify_with_openssl() {

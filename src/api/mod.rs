@@ -1,35 +1,218 @@
-//! The HTTP API that `serve` runs (axum). Today: intake (`POST /api/v1/cases`) and health;
-//! the staff surfaces grow here.
+//! The HTTP API that `serve` runs (axum): intake, cases, the review queue, packets, health.
 //!
-//! Access: a bearer token. Until role-scoped tokens exist, `serve` creates one local operator
-//! token in `keys/api-operator.token` (mode 0600) on first start; `leakwatch submit` reads it to
-//! reach a running server. Only its SHA-256 is kept in memory for comparison. Request bodies are
-//! capped; errors are one line of JSON with a 4xx status and change nothing.
+//! Access control: every route is listed once in [`PERMISSIONS`] with the roles that may call
+//! it; one middleware looks the matched route up there, so a route cannot exist without a
+//! permission line (a test walks every route × role × no/bad token). Tokens are role-scoped
+//! bearer tokens from [`tokens`] (stored as SHA-256 only); the local operator token in
+//! `keys/api-operator.token` (0600, created on first start, used by `leakwatch submit` to reach
+//! a running server) acts as `admin:operator`.
+//!
+//! Every read of evidence (a case timeline, a finding card, a packet file) and every reveal of
+//! unmasked PII is a ledger entry naming the token's owner. Request bodies are capped; errors
+//! are one line of JSON with a 4xx status and change nothing. Neither tokens nor PII are
+//! logged.
 
+pub mod routes;
+pub mod tokens;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::adapters::SubmittedGroups;
 use crate::capture::CaptureService;
 use crate::config::Config;
+use crate::evidence::Evidence;
+use crate::filing::dispatch::Dispatcher;
+use crate::review::Review;
 use crate::service::ServiceError;
+use tokens::{Principal, Role, TokenStore};
 
 pub const TOKEN_FILE: &str = "api-operator.token";
 const MAX_BODY: usize = 16 * 1024;
+/// Submissions per token per minute.
+const SUBMIT_PER_MINUTE: u32 = 30;
 
-struct ApiState {
-    capture: Arc<CaptureService>,
-    submitted: Arc<SubmittedGroups>,
-    token_hash: [u8; 32],
+const ANY: &[Role] = &[Role::Intake, Role::Moderator, Role::Legal, Role::Admin];
+const REVIEW: &[Role] = &[Role::Moderator, Role::Admin];
+const PACKET_READ: &[Role] = &[Role::Moderator, Role::Legal, Role::Admin];
+const LEGAL: &[Role] = &[Role::Legal, Role::Admin];
+
+/// One API route and who may call it. An empty role list is a public route.
+pub struct Permission {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub roles: &'static [Role],
+    pub summary: &'static str,
+}
+
+/// The permission matrix: the single source for the middleware, the OpenAPI document and the
+/// README table.
+pub const PERMISSIONS: &[Permission] = &[
+    Permission {
+        method: "GET",
+        path: "/healthz",
+        roles: &[],
+        summary: "Liveness and ledger size",
+    },
+    Permission {
+        method: "POST",
+        path: "/api/v1/cases",
+        roles: &[Role::Intake, Role::Admin],
+        summary: "Submit a group link (opens a case, or returns the existing one)",
+    },
+    Permission {
+        method: "GET",
+        path: "/api/v1/cases",
+        roles: ANY,
+        summary: "List cases",
+    },
+    Permission {
+        method: "GET",
+        path: "/api/v1/cases/{case}",
+        roles: ANY,
+        summary: "A case with its timeline (recorded as a custody read)",
+    },
+    Permission {
+        method: "GET",
+        path: "/api/v1/review/queue",
+        roles: REVIEW,
+        summary: "Open findings in queue order",
+    },
+    Permission {
+        method: "POST",
+        path: "/api/v1/review/next",
+        roles: REVIEW,
+        summary: "Claim the next finding (204 when the queue has nothing for the caller)",
+    },
+    Permission {
+        method: "GET",
+        path: "/api/v1/findings/{finding}",
+        roles: PACKET_READ,
+        summary: "A finding's review card, sample masked (recorded as a custody read)",
+    },
+    Permission {
+        method: "POST",
+        path: "/api/v1/findings/{finding}/claim",
+        roles: REVIEW,
+        summary: "Claim one finding",
+    },
+    Permission {
+        method: "POST",
+        path: "/api/v1/findings/{finding}/decision",
+        roles: REVIEW,
+        summary: "Approve, reject or escalate a claimed finding, with a reason",
+    },
+    Permission {
+        method: "POST",
+        path: "/api/v1/findings/{finding}/reveal",
+        roles: REVIEW,
+        summary: "The unmasked sample, with a reason (recorded)",
+    },
+    Permission {
+        method: "GET",
+        path: "/api/v1/packets",
+        roles: PACKET_READ,
+        summary: "Packets and their filing status",
+    },
+    Permission {
+        method: "GET",
+        path: "/api/v1/packets/{packet}",
+        roles: PACKET_READ,
+        summary: "One packet: files, filings, attempts",
+    },
+    Permission {
+        method: "GET",
+        path: "/api/v1/packets/{packet}/files/{name}",
+        roles: LEGAL,
+        summary: "Download one packet file (recorded as a custody read)",
+    },
+    Permission {
+        method: "POST",
+        path: "/api/v1/packets/{packet}/file",
+        roles: LEGAL,
+        summary: "File a packet again after a failure",
+    },
+];
+
+/// Everything the handlers share.
+pub struct ApiContext {
+    pub ev: Arc<Evidence>,
+    pub capture: Arc<CaptureService>,
+    pub submitted: Arc<SubmittedGroups>,
+    pub review: Arc<Review>,
+    pub dispatcher: Arc<Dispatcher>,
+    pub config: Arc<Config>,
+    pub tokens: TokenStore,
+    operator_hash: [u8; 32],
+    submissions: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl ApiContext {
+    pub fn new(
+        capture: Arc<CaptureService>,
+        submitted: Arc<SubmittedGroups>,
+        review: Arc<Review>,
+        dispatcher: Arc<Dispatcher>,
+        config: Arc<Config>,
+        operator_token: &str,
+    ) -> ApiContext {
+        ApiContext {
+            ev: capture.evidence().clone(),
+            capture,
+            submitted,
+            review,
+            dispatcher,
+            tokens: TokenStore::new(&config.keys_dir()),
+            config,
+            operator_hash: Sha256::digest(operator_token.as_bytes()).into(),
+            submissions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The caller behind a bearer token, if any.
+    fn principal(&self, headers: &HeaderMap) -> Option<Principal> {
+        let given = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("")
+            .trim();
+        if given.is_empty() {
+            return None;
+        }
+        let hash: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+        if hash == self.operator_hash {
+            return Some(Principal {
+                owner: "operator".into(),
+                role: Role::Admin,
+                token_id: "operator".into(),
+            });
+        }
+        self.tokens.lookup(given)
+    }
+
+    /// A fixed window per token: false when the caller has used up this minute's submissions.
+    pub fn allow_submission(&self, p: &Principal) -> bool {
+        let mut map = self.submissions.lock().unwrap_or_else(|x| x.into_inner());
+        let now = Instant::now();
+        let slot = map.entry(p.token_id.clone()).or_insert((now, 0));
+        if now.duration_since(slot.0).as_secs() >= 60 {
+            *slot = (now, 0);
+        }
+        slot.1 += 1;
+        slot.1 <= SUBMIT_PER_MINUTE
+    }
 }
 
 /// Read the operator token, creating it on first use.
@@ -50,30 +233,101 @@ pub fn operator_token(config: &Config, create: bool) -> Result<Option<String>, s
     }
 }
 
+/// An API failure: a status and one line of explanation, answered as `{"error": ...}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": self.message}))).into_response()
+    }
+}
+
+pub fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        message: message.into(),
+    }
+}
+
+/// The permission line of a matched route.
+pub fn permission(method: &Method, path: &str) -> Option<&'static Permission> {
+    PERMISSIONS
+        .iter()
+        .find(|p| p.method == method.as_str() && p.path == path)
+}
+
+async fn authorize(
+    State(ctx): State<Arc<ApiContext>>,
+    matched: Option<MatchedPath>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(path) = matched else {
+        return error(StatusCode::NOT_FOUND, "no such route").into_response();
+    };
+    let Some(perm) = permission(req.method(), path.as_str()) else {
+        // A route without a permission line is a bug; refuse rather than guess.
+        return error(StatusCode::FORBIDDEN, "route has no permission entry").into_response();
+    };
+    if !perm.roles.is_empty() {
+        let Some(p) = ctx.principal(req.headers()) else {
+            return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
+                .into_response();
+        };
+        if !perm.roles.contains(&p.role) {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "role {} may not {} {}",
+                    p.role.as_str(),
+                    perm.method,
+                    perm.path
+                ),
+            )
+            .into_response();
+        }
+        req.extensions_mut().insert(p);
+    }
+    next.run(req).await
+}
+
+/// The API's routes, with authorization applied to all of them.
+pub fn router(ctx: Arc<ApiContext>) -> Router {
+    use routes::*;
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/api/v1/cases", post(submit).get(list_cases))
+        .route("/api/v1/cases/{case}", get(get_case))
+        .route("/api/v1/review/queue", get(queue))
+        .route("/api/v1/review/next", post(claim_next))
+        .route("/api/v1/findings/{finding}", get(get_finding))
+        .route("/api/v1/findings/{finding}/claim", post(claim))
+        .route("/api/v1/findings/{finding}/decision", post(decide))
+        .route("/api/v1/findings/{finding}/reveal", post(reveal))
+        .route("/api/v1/packets", get(list_packets))
+        .route("/api/v1/packets/{packet}", get(get_packet))
+        .route("/api/v1/packets/{packet}/files/{name}", get(packet_file))
+        .route("/api/v1/packets/{packet}/file", post(refile))
+        .layer(axum::middleware::from_fn_with_state(ctx.clone(), authorize))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(ctx)
+}
+
 /// Bind and serve the API; returns the bound address and the server task.
 pub async fn serve(
-    capture: Arc<CaptureService>,
-    submitted: Arc<SubmittedGroups>,
-    config: &Config,
+    ctx: Arc<ApiContext>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), ServiceError> {
+    let listen = ctx.config.api.listen.clone();
     let start_err = |message: String| ServiceError::Start {
-        what: format!("API on {}", config.api.listen),
+        what: format!("API on {listen}"),
         message,
     };
-    let token = operator_token(config, true)
-        .map_err(|e| start_err(e.to_string()))?
-        .unwrap_or_default();
-    let state = Arc::new(ApiState {
-        capture,
-        submitted,
-        token_hash: Sha256::digest(token.as_bytes()).into(),
-    });
-    let app = Router::new()
-        .route("/healthz", get(health))
-        .route("/api/v1/cases", post(submit))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state);
-    let listener = tokio::net::TcpListener::bind(&config.api.listen)
+    let app = router(ctx.clone());
+    let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| start_err(e.to_string()))?;
     let addr = listener
@@ -85,76 +339,4 @@ pub async fn serve(
         }
     });
     Ok((addr, task))
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
-}
-
-fn authorized(state: &ApiState, headers: &HeaderMap) -> bool {
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let hash: [u8; 32] = Sha256::digest(given.as_bytes()).into();
-    // Comparing digests keeps the comparison's timing independent of the secret's bytes.
-    hash == state.token_hash && !given.is_empty()
-}
-
-async fn health(State(state): State<Arc<ApiState>>) -> Response {
-    let ev = state.capture.evidence();
-    Json(json!({"ok": true, "entries": ev.ledger.size()})).into_response()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitBody {
-    link: String,
-    #[serde(default)]
-    note: Option<String>,
-}
-
-async fn submit(
-    State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    if !authorized(&state, &headers) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-    }
-    let body: SubmitBody = match serde_json::from_slice(&body) {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("request body: {e}")),
-    };
-    let ev = state.capture.evidence().clone();
-    let result = tokio::task::spawn_blocking(move || {
-        crate::intake::submit(&ev, &body.link, body.note.as_deref(), "api:operator")
-    })
-    .await;
-    match result {
-        Ok(Ok(sub)) => {
-            state.submitted.add(sub.group.clone());
-            if let Ok(Some(case)) = state.capture.evidence().state.case(&sub.case) {
-                state.capture.watch(case);
-            }
-            let status = if sub.new_case {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            (
-                status,
-                Json(json!({"case": sub.case, "new_case": sub.new_case, "group": sub.group.to_string()})),
-            )
-                .into_response()
-        }
-        Ok(Err(
-            e @ (crate::intake::IntakeError::BadLink(_)
-            | crate::intake::IntakeError::LinkTooLong(_)
-            | crate::intake::IntakeError::NoteTooLong(_)),
-        )) => error(StatusCode::BAD_REQUEST, e.to_string()),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
 }

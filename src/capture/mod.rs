@@ -133,6 +133,11 @@ impl CaptureService {
         *self.observer.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
     }
 
+    /// The adapter serving a platform, if one is configured (tracking probes through it).
+    pub fn adapter(&self, platform: Platform) -> Option<Arc<dyn ChatAdapter>> {
+        self.adapters.get(&platform).cloned()
+    }
+
     pub fn evidence(&self) -> &Arc<Evidence> {
         &self.ev
     }

@@ -120,7 +120,7 @@ pub fn build_and_record(
             return Ok(p);
         }
     }
-    let input = packet_input(ev, &f, cfg)?;
+    let input = packet_input(ev, &f, cfg, None)?;
     let packet = build(kind, &input, &cfg.font)?;
     let mut files = Vec::with_capacity(packet.files.len());
     for file in &packet.files {
@@ -180,6 +180,7 @@ pub fn packet_input(
     ev: &Evidence,
     f: &FindingView,
     cfg: &PacketsConfig,
+    bundle: Option<(crate::ledger::checkpoint::Checkpoint, String)>,
 ) -> Result<PacketInput, AssembleError> {
     let case = ev
         .state
@@ -333,11 +334,10 @@ pub fn packet_input(
                 .collect()
         })
         .unwrap_or_default();
-    let checkpoint = ev.ledger.latest_checkpoint()?;
-    let bundle = checkpoint.map(|c| BundleRef {
-        checkpoint_size: c.checkpoint.size,
-        checkpoint_root: base64::engine::general_purpose::STANDARD.encode(c.checkpoint.root),
-        bundle_sha256: String::new(),
+    let bundle = bundle.map(|(c, sha)| BundleRef {
+        checkpoint_size: c.size,
+        checkpoint_root: base64::engine::general_purpose::STANDARD.encode(c.root),
+        bundle_sha256: sha,
     });
     let approvals = f
         .decisions

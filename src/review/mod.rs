@@ -15,6 +15,8 @@
 //! - the sample is shown masked (`张*`, `138****5678`, address cut to the district); the
 //!   unmasked rows come only from [`Review::reveal`], which records who asked and why.
 
+#[doc(hidden)]
+pub mod fixture;
 pub mod mask;
 
 use std::sync::{Arc, Mutex};
@@ -113,6 +115,14 @@ pub struct FindingCard {
     pub captures: Vec<u64>,
     /// Ledger index of the `extracted` entry the sample came from.
     pub extraction: Option<u64>,
+}
+
+/// A decision and the packets it led to.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionOutcome {
+    pub finding: FindingView,
+    pub packets: Vec<crate::state::PacketView>,
+    pub packet_error: Option<String>,
 }
 
 pub struct Review {
@@ -311,6 +321,33 @@ impl Review {
             },
         ))?;
         self.finding(id)
+    }
+
+    /// [`Review::decide`], then build the packets the decision allows (see
+    /// [`crate::packets::assemble::build_due`]). The decision stands even when a packet cannot be
+    /// built; the error is returned beside it, and building is retried by the next call.
+    pub fn decide_and_build(
+        &self,
+        id: &str,
+        moderator: &str,
+        decision: Decision,
+        reason: &str,
+        packets: &crate::config::PacketsConfig,
+    ) -> Result<DecisionOutcome, ReviewError> {
+        let finding = self.decide(id, moderator, decision, reason)?;
+        let (packets, packet_error) =
+            match crate::packets::assemble::build_due(&self.ev, id, packets, moderator) {
+                Ok(p) => (p, None),
+                Err(e) => {
+                    tracing::error!(finding = id, "packets not built: {e}");
+                    (Vec::new(), Some(e.to_string()))
+                }
+            };
+        Ok(DecisionOutcome {
+            finding,
+            packets,
+            packet_error,
+        })
     }
 
     /// The card a moderator reviews: masked sample, counts, suspects, capture links.

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::{Config, EMBEDDED_DEFAULT};
-use crate::ledger::entry::BlobRef;
 use crate::packets::assemble;
 
 struct Fixture {
@@ -27,94 +26,8 @@ fn fixture() -> Fixture {
     }
 }
 
-/// A case with one captured sample that matched `customers` customers; returns the finding id.
 fn finding(ev: &Evidence, group: &str, customers: u64) -> String {
-    let case = format!("C-{group}");
-    let record = |body| ev.record(&LedgerEntry::new("test", body)).unwrap();
-    record(EntryBody::CaseOpened {
-        case: case.clone(),
-        platform: "qq".into(),
-        group_id: group.into(),
-        link: format!("qq:{group}"),
-        note: None,
-    });
-    let raw = br#"{"message":"sample"}"#;
-    let raw_ref = BlobRef {
-        sha256: ev.blobs.put(raw).unwrap(),
-        size: raw.len() as u64,
-        media_type: "application/json".into(),
-        pii: true,
-    };
-    let capture = record(EntryBody::Captured(Box::new(
-        crate::ledger::entry::CaptureRecord {
-            case: case.clone(),
-            platform: "qq".into(),
-            group_id: group.into(),
-            group_name: Some("外卖数据".into()),
-            message_id: "1".into(),
-            message_seq: Some(1),
-            sender_id: Some("20001".into()),
-            sender_nickname: Some("seller".into()),
-            sender_card: None,
-            posted_at: None,
-            captured_at: timestamp(Utc::now()),
-            adapter: "test".into(),
-            leakwatch_version: "test".into(),
-            account: "3000000001".into(),
-            raw: raw_ref.clone(),
-            media: vec![],
-        },
-    )));
-    let rows = vec![SampleRow {
-        name: Some("张伟".into()),
-        phone: Some("13812345678".into()),
-        address: Some("广东省深圳市南山区科技园8栋1203".into()),
-        province: Some("广东省".into()),
-        city: Some("深圳市".into()),
-        district: Some("南山区".into()),
-        ..SampleRow::default()
-    }];
-    let bytes = serde_json::to_vec(&rows).unwrap();
-    let rows_ref = BlobRef {
-        sha256: ev.blobs.put(&bytes).unwrap(),
-        size: bytes.len() as u64,
-        media_type: "application/json".into(),
-        pii: true,
-    };
-    let extraction = record(EntryBody::Extracted {
-        case: case.clone(),
-        capture,
-        source: raw_ref.sha256,
-        extractor: "test".into(),
-        offer: Some(serde_json::json!({"data_types": ["外卖"], "price_per_record_fen": 10})),
-        rows: 1,
-        rows_blob: Some(rows_ref.clone()),
-        notes: vec![],
-    });
-    let report = br#"{}"#;
-    let report_ref = BlobRef {
-        sha256: ev.blobs.put(report).unwrap(),
-        size: 2,
-        media_type: "application/json".into(),
-        pii: true,
-    };
-    let matched = record(EntryBody::Matched {
-        case: Some(case),
-        extraction: Some(extraction),
-        input: rows_ref.sha256,
-        source: "local".into(),
-        matcher: "test".into(),
-        rows_checked: 1,
-        rows_matched: 1,
-        distinct_customers: customers,
-        distinct_orders: customers,
-        first_order_at: None,
-        last_order_at: None,
-        canary_partners: vec![],
-        suspects: vec![],
-        report: report_ref,
-    });
-    format!("F-{matched}")
+    super::fixture::seed_finding(ev, group, customers).unwrap()
 }
 
 fn review(f: &Fixture, four_eyes: bool) -> Review {

@@ -691,8 +691,10 @@ impl State {
             } => {
                 self.update_packet(packet_id, |p| {
                     let f = p.filing_mut(channel, recipient, &entry.at);
-                    if f.status != "filed" && f.status != "failed" {
-                        f.attempts = f.attempts.max(*attempt);
+                    // A later attempt (a retry, or a re-file after a failure) reopens it.
+                    if *attempt > f.attempts {
+                        f.attempts = *attempt;
+                        f.status = "retrying".into();
                         f.message_id = message_id.clone().or(f.message_id.take());
                         f.last_answer = answer.clone();
                         f.updated_at = entry.at.clone();

@@ -88,3 +88,12 @@ pub fn segment_files(data_root: &Path) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local address")
+        .port()
+}

@@ -1,0 +1,439 @@
+//! The API's handlers. Authorization happened before any of these run (see
+//! [`super::authorize`]); each handler validates its input, does its work off the async
+//! runtime when it touches the ledger, and answers JSON (or the file asked for).
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::tokens::Principal;
+use super::{ApiContext, ApiError, error};
+use crate::ledger::entry::{EntryBody, LedgerEntry};
+use crate::review::{Decision, ReviewError};
+
+type Ctx = State<Arc<ApiContext>>;
+
+/// Run blocking ledger work off the runtime; a panic or join failure is a 500.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+fn review_error(e: ReviewError) -> ApiError {
+    let status = match &e {
+        ReviewError::NotFound(_) => StatusCode::NOT_FOUND,
+        ReviewError::Conflict(_) => StatusCode::CONFLICT,
+        ReviewError::Invalid(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, e.to_string())
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("request body: {e}")))
+}
+
+/// Record that `p` read evidence of `case` (custody), before the answer leaves.
+fn record_read(ctx: &ApiContext, p: &Principal, case: &str, what: String) -> Result<(), ApiError> {
+    ctx.ev
+        .record(&LedgerEntry::new(
+            &p.actor(),
+            EntryBody::Custody {
+                case: case.to_string(),
+                action: "read".into(),
+                detail: what,
+            },
+        ))
+        .map(|_| ())
+        .map_err(internal)
+}
+
+pub async fn health(State(ctx): Ctx) -> Response {
+    Json(json!({"ok": true, "entries": ctx.ev.ledger.size()})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    link: String,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+pub async fn submit(
+    State(ctx): Ctx,
+    Extension(p): Extension<Principal>,
+    body: axum::body::Bytes,
+) -> Response {
+    if !ctx.allow_submission(&p) {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many submissions from this token; try again in a minute",
+        )
+        .into_response();
+    }
+    let body: SubmitBody = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
+    let ev = ctx.ev.clone();
+    let actor = p.actor();
+    let result = tokio::task::spawn_blocking(move || {
+        crate::intake::submit(&ev, &body.link, body.note.as_deref(), &actor)
+    })
+    .await;
+    match result {
+        Ok(Ok(sub)) => {
+            ctx.submitted.add(sub.group.clone());
+            if let Ok(Some(case)) = ctx.ev.state.case(&sub.case) {
+                ctx.capture.watch(case);
+            }
+            let status = if sub.new_case {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (
+                status,
+                Json(json!({"case": sub.case, "new_case": sub.new_case, "group": sub.group.to_string()})),
+            )
+                .into_response()
+        }
+        Ok(Err(
+            e @ (crate::intake::IntakeError::BadLink(_)
+            | crate::intake::IntakeError::LinkTooLong(_)
+            | crate::intake::IntakeError::NoteTooLong(_)),
+        )) => error(StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        Ok(Err(e)) => internal(e).into_response(),
+        Err(e) => internal(e).into_response(),
+    }
+}
+
+pub async fn list_cases(State(ctx): Ctx) -> Response {
+    match ctx.ev.state.cases() {
+        Ok(mut cases) => {
+            cases.sort_by_key(|c| c.opened_entry);
+            Json(json!({"cases": cases})).into_response()
+        }
+        Err(e) => internal(e).into_response(),
+    }
+}
+
+/// One line of a case timeline: what happened, when, by whom (no PII: summaries only).
+pub fn timeline_line(index: u64, e: &LedgerEntry) -> serde_json::Value {
+    let what = match &e.body {
+        EntryBody::Captured(c) => format!(
+            "message {} captured ({} media)",
+            c.message_id,
+            c.media.len()
+        ),
+        EntryBody::Extracted {
+            rows,
+            offer,
+            capture,
+            ..
+        } => format!(
+            "extraction of entry {capture}: {}{rows} sample rows",
+            if offer.is_some() { "an offer, " } else { "" }
+        ),
+        EntryBody::Matched {
+            rows_checked,
+            rows_matched,
+            distinct_customers,
+            ..
+        } => format!(
+            "sample checked: {rows_matched}/{rows_checked} rows matched, {distinct_customers} customers"
+        ),
+        EntryBody::ReviewDecided {
+            finding, decision, ..
+        } => format!("{finding}: {decision}"),
+        EntryBody::PacketBuilt {
+            packet_id,
+            packet_kind,
+            ..
+        } => format!("{packet_kind} packet {packet_id} built"),
+        EntryBody::FilingFinished {
+            packet_id,
+            channel,
+            status,
+            ..
+        } => format!("{packet_id} via {channel}: {status}"),
+        EntryBody::TrackingProbed { result, .. } => format!("group probed: {result}"),
+        EntryBody::JoinStatus { status, .. } => format!("join: {status}"),
+        EntryBody::GroupEnded { reason, .. } => format!("group ended: {reason}"),
+        EntryBody::Custody { action, .. } => format!("custody: {action}"),
+        EntryBody::FindingRaised { reason, .. } => format!("finding raised: {reason}"),
+        other => other.kind().replace('_', " "),
+    };
+    json!({"index": index, "at": e.at, "actor": e.actor, "kind": e.body.kind(), "what": what})
+}
+
+pub async fn get_case(
+    State(ctx): Ctx,
+    Extension(p): Extension<Principal>,
+    Path(case): Path<String>,
+) -> Response {
+    let result = blocking(move || {
+        let view = ctx
+            .ev
+            .state
+            .case(&case)
+            .map_err(internal)?
+            .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no case {case}")))?;
+        record_read(&ctx, &p, &case, format!("case {case} timeline"))?;
+        let mut timeline = Vec::new();
+        for i in ctx.ev.state.entries_of_case(&case).map_err(internal)? {
+            let e = ctx.ev.ledger.read_entry(i).map_err(internal)?;
+            timeline.push(timeline_line(i, &e));
+        }
+        let findings: Vec<_> = ctx
+            .ev
+            .state
+            .findings()
+            .map_err(internal)?
+            .into_iter()
+            .filter(|f| f.case == case)
+            .collect();
+        let packets: Vec<_> = ctx
+            .ev
+            .state
+            .packets()
+            .map_err(internal)?
+            .into_iter()
+            .filter(|x| x.case == case)
+            .map(|x| {
+                let status = x.filing_status();
+                json!({"packet": x, "filing_status": status})
+            })
+            .collect();
+        Ok(json!({"case": view, "timeline": timeline, "findings": findings, "packets": packets}))
+    })
+    .await;
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+pub async fn queue(State(ctx): Ctx) -> Response {
+    match ctx.review.queue() {
+        Ok(q) => Json(json!({"queue": q})).into_response(),
+        Err(e) => review_error(e).into_response(),
+    }
+}
+
+pub async fn claim_next(State(ctx): Ctx, Extension(p): Extension<Principal>) -> Response {
+    let result = blocking(move || ctx.review.claim_next(&p.actor()).map_err(review_error)).await;
+    match result {
+        Ok(Some(f)) => Json(json!({"finding": f})).into_response(),
+        Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+pub async fn claim(
+    State(ctx): Ctx,
+    Extension(p): Extension<Principal>,
+    Path(finding): Path<String>,
+) -> Response {
+    let result =
+        blocking(move || ctx.review.claim(&finding, &p.actor()).map_err(review_error)).await;
+    match result {
+        Ok(f) => Json(json!({"finding": f})).into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+pub async fn get_finding(
+    State(ctx): Ctx,
+    Extension(p): Extension<Principal>,
+    Path(finding): Path<String>,
+) -> Response {
+    let result = blocking(move || {
+        let card = ctx.review.card(&finding).map_err(review_error)?;
+        record_read(
+            &ctx,
+            &p,
+            &card.finding.case,
+            format!("finding {finding} card (masked)"),
+        )?;
+        Ok(card)
+    })
+    .await;
+    match result {
+        Ok(card) => Json(card).into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    decision: String,
+    reason: String,
+}
+
+pub async fn decide(
+    State(ctx): Ctx,
+    Extension(p): Extension<Principal>,
+    Path(finding): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let body: DecisionBody = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
+    let Some(decision) = Decision::parse(&body.decision) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "decision must be approve, reject or escalate",
+        )
+        .into_response();
+    };
+    let c = ctx.clone();
+    let result = blocking(move || {
+        c.review
+            .decide_and_build(
+                &finding,
+                &p.actor(),
+                decision,
+                &body.reason,
+                &c.config.packets,
+            )
+            .map_err(review_error)
+    })
+    .await;
+    match result {
+        Ok(outcome) => {
+            if !outcome.packets.is_empty() {
+                ctx.dispatcher.wake();
+            }
+            Json(outcome).into_response()
+        }
+        Err(r) => r.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevealBody {
+    reason: String,
+}
+
+pub async fn reveal(
+    State(ctx): Ctx,
+    Extension(p): Extension<Principal>,
+    Path(finding): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let body: RevealBody = match json_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
+    let result = blocking(move || {
+        ctx.review
+            .reveal(&finding, &p.actor(), &body.reason)
+            .map_err(review_error)
+    })
+    .await;
+    match result {
+        Ok(rows) => Json(json!({"rows": rows})).into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+pub async fn list_packets(State(ctx): Ctx) -> Response {
+    match ctx.ev.state.packets() {
+        Ok(ps) => {
+            let list: Vec<_> = ps
+                .iter()
+                .map(|x| json!({"packet": x, "filing_status": x.filing_status()}))
+                .collect();
+            Json(json!({"packets": list})).into_response()
+        }
+        Err(e) => internal(e).into_response(),
+    }
+}
+
+pub async fn get_packet(State(ctx): Ctx, Path(packet): Path<String>) -> Response {
+    match ctx.ev.state.packet(&packet) {
+        Ok(Some(x)) => {
+            Json(json!({"packet": x, "filing_status": x.filing_status()})).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no packet {packet}")).into_response(),
+        Err(e) => internal(e).into_response(),
+    }
+}
+
+pub async fn packet_file(
+    State(ctx): Ctx,
+    Extension(p): Extension<Principal>,
+    Path((packet, name)): Path<(String, String)>,
+) -> Response {
+    let result = blocking(move || {
+        let view = ctx
+            .ev
+            .state
+            .packet(&packet)
+            .map_err(internal)?
+            .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no packet {packet}")))?;
+        let file = view.files.iter().find(|f| f.name == name).ok_or_else(|| {
+            error(
+                StatusCode::NOT_FOUND,
+                format!("packet {packet} has no file {name}"),
+            )
+        })?;
+        record_read(&ctx, &p, &view.case, format!("packet {packet} file {name}"))?;
+        let bytes = ctx.ev.blobs.get(&file.blob.sha256).map_err(internal)?;
+        Ok((file.blob.media_type.clone(), name, bytes))
+    })
+    .await;
+    match result {
+        Ok((media_type, name, bytes)) => (
+            [
+                (header::CONTENT_TYPE, media_type),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"{}\"",
+                        crate::filing::sanitise_attachment_name(&name, 0)
+                    ),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+pub async fn refile(State(ctx): Ctx, Path(packet): Path<String>) -> Response {
+    match ctx.ev.state.packet(&packet) {
+        Ok(Some(x)) => {
+            ctx.dispatcher.refile(&packet);
+            (
+                StatusCode::ACCEPTED,
+                Json(
+                    json!({"packet": packet, "filing_status": x.filing_status(), "refiling": true}),
+                ),
+            )
+                .into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no packet {packet}")).into_response(),
+        Err(e) => internal(e).into_response(),
+    }
+}
