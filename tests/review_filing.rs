@@ -107,7 +107,7 @@ async fn approved_finding_is_filed_by_mail_and_webhook_and_the_group_is_tracked_
          [api]\nlisten = \"127.0.0.1:{api_port}\"\n\
          [simulator]\nenabled = true\nlisten = \"127.0.0.1:{sim_port}\"\ntoken = \"t\"\nsubmit_groups = true\nimport_records = true\nscenario = {scenario_path:?}\n\
          [review]\nfour_eyes = true\n\
-         [tracking]\nprobe_interval_s = 1\nescalate_after_days = 30.0\n\
+         [tracking]\nprobe_interval_s = 1\nescalate_after_days = 0.00003\n\
          [filing.retry]\nattempts = 3\ninitial_backoff_ms = 100\nmax_backoff_ms = 200\n\
          [[filing.routes]]\nkind = \"takedown\"\nchannel = \"webhook\"\nurl = {url:?}\nsecret_file = {secret:?}\ntimeout_ms = 5000\n\
          [[filing.routes]]\nkind = \"police\"\nchannel = \"smtp\"\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\nfrom = \"leakwatch@platform.example\"\nto = [\"cybercrime@police.example\"]\ntimeout_ms = 5000\n\
@@ -351,6 +351,19 @@ async fn approved_finding_is_filed_by_mail_and_webhook_and_the_group_is_tracked_
     let dropped = drop_dir.join(breach["packet_id"].as_str().unwrap());
     assert!(dropped.join("manifest.json").exists());
 
+    // Still up shortly after the takedown (the test's escalation delay is ~2.6 s): tracking
+    // raises a `takedown_ignored` finding for review, once.
+    let escalation = wait_for("a takedown_ignored finding", 60, async || {
+        let (_, v) = api.call("GET", "/api/v1/review/queue", &alice, None).await;
+        v["queue"]
+            .as_array()?
+            .iter()
+            .find(|f| f["kind"] == "takedown_ignored")
+            .cloned()
+    })
+    .await;
+    assert_eq!(escalation["case"], police["case"]);
+
     // The group is dismissed; tracking records it gone.
     let case = police["case"].as_str().unwrap().to_string();
     let (_, c) = api
@@ -383,6 +396,12 @@ async fn approved_finding_is_filed_by_mail_and_webhook_and_the_group_is_tracked_
         .map(|t| t["what"].as_str().unwrap())
         .collect();
     assert!(probes.last().unwrap().contains("gone"), "{probes:?}");
+    assert!(probes.iter().any(|p| p.contains("still_up")), "{probes:?}");
+    let raised = timeline
+        .iter()
+        .filter(|t| t["kind"] == "finding_raised")
+        .count();
+    assert_eq!(raised, 1, "escalated once");
     // Every claim, reveal and decision is on record with its moderator.
     let actors: Vec<(&str, &str)> = timeline
         .iter()

@@ -340,3 +340,42 @@ pub async fn serve(
     });
     Ok((addr, task))
 }
+
+/// The permission matrix as the Markdown table the README carries (a test keeps them equal).
+pub fn permission_table() -> String {
+    let mut out = String::from(
+        "| method | route | intake | moderator | legal | admin |\n|---|---|---|---|---|---|\n",
+    );
+    for p in PERMISSIONS {
+        let cells: Vec<&str> = Role::ALL
+            .iter()
+            .map(|r| {
+                if p.roles.is_empty() || p.roles.contains(r) {
+                    "yes"
+                } else {
+                    "—"
+                }
+            })
+            .collect();
+        out.push_str(&format!(
+            "| {} | `{}` | {} |\n",
+            p.method,
+            p.path,
+            cells.join(" | ")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_readme_carries_the_permission_matrix() {
+        let readme = include_str!("../../README.md");
+        let table = super::permission_table();
+        assert!(
+            readme.contains(&table),
+            "README.md must contain the permission matrix exactly as:\n{table}"
+        );
+    }
+}
