@@ -24,7 +24,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -64,6 +64,18 @@ pub const PERMISSIONS: &[Permission] = &[
         path: "/healthz",
         roles: &[],
         summary: "Liveness and ledger size",
+    },
+    Permission {
+        method: "GET",
+        path: "/openapi.json",
+        roles: &[],
+        summary: "This API's OpenAPI document",
+    },
+    Permission {
+        method: "GET",
+        path: "/metrics",
+        roles: &[Role::Admin],
+        summary: "Prometheus metrics: captures, groups watched, queue depth, filing failures, checkpoint age",
     },
     Permission {
         method: "POST",
@@ -142,6 +154,12 @@ pub const PERMISSIONS: &[Permission] = &[
         path: "/api/v1/packets/{packet}/file",
         roles: LEGAL,
         summary: "File a packet again after a failure",
+    },
+    Permission {
+        method: "GET",
+        path: "/api/v1/records",
+        roles: &[Role::Admin],
+        summary: "The platform-records index: orders, import state, skipped rows",
     },
 ];
 
@@ -296,25 +314,88 @@ async fn authorize(
 }
 
 /// The API's routes, with authorization applied to all of them.
-pub fn router(ctx: Arc<ApiContext>) -> Router {
+/// Every route with its handler. `router` mounts exactly these, and a test checks that they
+/// are exactly the routes of [`PERMISSIONS`] and of the OpenAPI document.
+pub fn handlers() -> Vec<(&'static str, &'static str, MethodRouter<Arc<ApiContext>>)> {
     use routes::*;
-    Router::new()
-        .route("/healthz", get(health))
-        .route("/api/v1/cases", post(submit).get(list_cases))
-        .route("/api/v1/cases/{case}", get(get_case))
-        .route("/api/v1/review/queue", get(queue))
-        .route("/api/v1/review/next", post(claim_next))
-        .route("/api/v1/findings/{finding}", get(get_finding))
-        .route("/api/v1/findings/{finding}/claim", post(claim))
-        .route("/api/v1/findings/{finding}/decision", post(decide))
-        .route("/api/v1/findings/{finding}/reveal", post(reveal))
-        .route("/api/v1/packets", get(list_packets))
-        .route("/api/v1/packets/{packet}", get(get_packet))
-        .route("/api/v1/packets/{packet}/files/{name}", get(packet_file))
-        .route("/api/v1/packets/{packet}/file", post(refile))
+    vec![
+        ("GET", "/healthz", get(health)),
+        ("GET", "/openapi.json", get(openapi)),
+        ("GET", "/metrics", get(metrics)),
+        ("POST", "/api/v1/cases", post(submit)),
+        ("GET", "/api/v1/cases", get(list_cases)),
+        ("GET", "/api/v1/cases/{case}", get(get_case)),
+        ("GET", "/api/v1/review/queue", get(queue)),
+        ("POST", "/api/v1/review/next", post(claim_next)),
+        ("GET", "/api/v1/findings/{finding}", get(get_finding)),
+        ("POST", "/api/v1/findings/{finding}/claim", post(claim)),
+        ("POST", "/api/v1/findings/{finding}/decision", post(decide)),
+        ("POST", "/api/v1/findings/{finding}/reveal", post(reveal)),
+        ("GET", "/api/v1/packets", get(list_packets)),
+        ("GET", "/api/v1/packets/{packet}", get(get_packet)),
+        (
+            "GET",
+            "/api/v1/packets/{packet}/files/{name}",
+            get(packet_file),
+        ),
+        ("POST", "/api/v1/packets/{packet}/file", post(refile)),
+        ("GET", "/api/v1/records", get(records_status)),
+    ]
+}
+
+/// The API's routes, with authorization applied to all of them.
+pub fn router(ctx: Arc<ApiContext>) -> Router {
+    let mut router = Router::new();
+    for (_, path, handler) in handlers() {
+        router = router.route(path, handler);
+    }
+    router
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), authorize))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(ctx)
+}
+
+/// The OpenAPI 3.1 document, generated from [`PERMISSIONS`] (so it cannot drift from the
+/// routes): each operation names its roles under `x-roles` and requires the bearer scheme
+/// unless it is public.
+pub fn openapi_document() -> serde_json::Value {
+    let mut paths = serde_json::Map::new();
+    for p in PERMISSIONS {
+        let params: Vec<serde_json::Value> = p
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut op = json!({
+            "summary": p.summary,
+            "operationId": format!("{} {}", p.method.to_lowercase(), p.path),
+            "parameters": params,
+            "x-roles": p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            "responses": {
+                "200": {"description": "OK"},
+                "400": {"description": "Bad input: one line of JSON `{\"error\": ...}`"},
+                "401": {"description": "Missing or wrong bearer token"},
+                "403": {"description": "The token's role may not call this route"},
+                "404": {"description": "No such object"}
+            }
+        });
+        if !p.roles.is_empty() {
+            op["security"] = json!([{"bearer": []}]);
+        }
+        let entry = paths.entry(p.path.to_string()).or_insert_with(|| json!({}));
+        entry[p.method.to_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "leakwatch API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Intake, cases, review, packets and health of leakwatch. Roles per operation under x-roles."
+        },
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": paths
+    })
 }
 
 /// Bind and serve the API; returns the bound address and the server task.
@@ -369,6 +450,33 @@ pub fn permission_table() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn routes_permissions_and_openapi_name_the_same_operations() {
+        let mut routes: Vec<(String, String)> = super::handlers()
+            .into_iter()
+            .map(|(m, p, _)| (m.to_string(), p.to_string()))
+            .collect();
+        let mut perms: Vec<(String, String)> = super::PERMISSIONS
+            .iter()
+            .map(|p| (p.method.to_string(), p.path.to_string()))
+            .collect();
+        let doc = super::openapi_document();
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for method in ops.as_object().unwrap().keys() {
+                documented.push((method.to_uppercase(), path.clone()));
+            }
+        }
+        routes.sort();
+        perms.sort();
+        documented.sort();
+        assert_eq!(routes, perms, "every route has exactly one permission line");
+        assert_eq!(
+            routes, documented,
+            "the OpenAPI document lists exactly the routes"
+        );
+    }
+
     #[test]
     fn the_readme_carries_the_permission_matrix() {
         let readme = include_str!("../../README.md");

@@ -437,3 +437,116 @@ pub async fn refile(State(ctx): Ctx, Path(packet): Path<String>) -> Response {
         Err(e) => internal(e).into_response(),
     }
 }
+
+pub async fn openapi() -> Response {
+    Json(super::openapi_document()).into_response()
+}
+
+/// Prometheus text format (version 0.0.4).
+pub async fn metrics(State(ctx): Ctx) -> Response {
+    let result = blocking(move || {
+        let st = &ctx.ev.state;
+        let cases = st.cases().map_err(internal)?;
+        let watched = cases.iter().filter(|c| c.ended.is_none()).count();
+        let gone = cases
+            .iter()
+            .filter(|c| c.tracking.gone_at.is_some())
+            .count();
+        let findings = st.findings().map_err(internal)?;
+        let queue = findings.iter().filter(|f| f.open()).count();
+        let packets = st.packets().map_err(internal)?;
+        let failed = packets
+            .iter()
+            .filter(|p| p.filing_status() == "failed")
+            .count();
+        let filed = packets
+            .iter()
+            .filter(|p| p.filing_status() == "filed")
+            .count();
+        let captured = st.capture_count().map_err(internal)?;
+        let age = ctx
+            .ev
+            .ledger
+            .latest_checkpoint()
+            .map_err(internal)?
+            .and_then(|c| std::fs::metadata(&c.path).ok()?.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .map(|d| d.as_secs_f64());
+        let mut out = String::new();
+        let mut metric = |name: &str, help: &str, kind: &str, value: f64| {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            ));
+        };
+        metric(
+            "leakwatch_ledger_entries",
+            "Entries in the evidence ledger.",
+            "counter",
+            ctx.ev.ledger.size() as f64,
+        );
+        metric(
+            "leakwatch_messages_captured_total",
+            "Distinct messages captured.",
+            "counter",
+            captured as f64,
+        );
+        metric(
+            "leakwatch_groups_watched",
+            "Cases whose group is still watched.",
+            "gauge",
+            watched as f64,
+        );
+        metric(
+            "leakwatch_groups_gone",
+            "Groups tracked down after a takedown.",
+            "gauge",
+            gone as f64,
+        );
+        metric(
+            "leakwatch_review_queue_depth",
+            "Findings waiting for a moderator.",
+            "gauge",
+            queue as f64,
+        );
+        metric(
+            "leakwatch_packets_filed",
+            "Packets filed to every recipient.",
+            "gauge",
+            filed as f64,
+        );
+        metric(
+            "leakwatch_filing_failures",
+            "Packets whose filing failed (needs a re-file).",
+            "gauge",
+            failed as f64,
+        );
+        metric(
+            "leakwatch_checkpoint_age_seconds",
+            "Seconds since the latest signed checkpoint (-1: none yet).",
+            "gauge",
+            age.unwrap_or(-1.0),
+        );
+        Ok(out)
+    })
+    .await;
+    match result {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4".to_string(),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+/// What the records index holds (no personal data: counts and the import's bookkeeping).
+pub async fn records_status(State(ctx): Ctx) -> Response {
+    let dir = crate::sample_check::index_dir(&ctx.config);
+    match crate::matching::index::status(&dir) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => internal(e).into_response(),
+    }
+}

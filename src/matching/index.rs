@@ -1805,3 +1805,26 @@ impl RecordSource for LocalIndex {
 pub fn account_kind(log_kind: &str) -> String {
     format!("{log_kind}_account")
 }
+
+/// The state of the index in `dir` for operators (the records API): whether it exists and is
+/// complete, orders, chunks, rows skipped, the access log. Counts only; no token, no key.
+pub fn status(dir: &Path) -> Result<serde_json::Value, MatchError> {
+    let Some(m) = read_manifest(dir)? else {
+        return Ok(serde_json::json!({"present": false}));
+    };
+    let orders: u64 = m.chunks.iter().map(|c| c.orders).sum();
+    let rows: u64 = m.chunks.iter().map(|c| c.rows).sum();
+    let skipped: u64 = m.chunks.iter().map(|c| c.skipped).sum();
+    let bytes: u64 = m.chunks.iter().map(|c| c.bytes).sum();
+    Ok(serde_json::json!({
+        "present": true,
+        "format": m.format,
+        "complete": m.complete,
+        "orders": orders,
+        "rows_read": rows,
+        "rows_skipped": skipped,
+        "chunks": m.chunks.len(),
+        "index_bytes": bytes,
+        "access_log_events": m.access_log.as_ref().map(|a| a.events),
+    }))
+}

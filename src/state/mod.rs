@@ -854,6 +854,11 @@ impl State {
         self.update_json(&self.cases, case, change)
     }
 
+    /// Distinct messages captured.
+    pub fn capture_count(&self) -> Result<u64, StateError> {
+        Ok(self.captures.len() as u64)
+    }
+
     /// Every finding, oldest first.
     pub fn findings(&self) -> Result<Vec<FindingView>, StateError> {
         let mut out: Vec<FindingView> = self.all_json(&self.findings)?;
