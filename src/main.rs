@@ -35,8 +35,9 @@ enum Command {
     /// Run everything the config turns on (today: the evidence store and the checkpoint
     /// schedule) until interrupted.
     Serve,
-    /// The whole flow against the built-in simulator (its groups are submitted for you), until
-    /// interrupted; prints what has been captured as it goes.
+    /// The whole flow against the built-in simulator on the embedded default: its groups are
+    /// submitted, captured, checked against its orders and turned into findings; prints the
+    /// console URL, one-time tokens and progress until interrupted.
     Demo,
     /// Submit a group link (QQ group number, QQ invite link, t.me link) for capture.
     Submit {
@@ -258,7 +259,11 @@ fn run(cli: Cli) -> Result<()> {
             let mut config = config;
             config.simulator.enabled = true;
             config.simulator.submit_groups = true;
-            serve(&config)
+            config.simulator.import_records = true;
+            let ev = with_progress("opening evidence", |p| Evidence::open(&config, p))?;
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(leakwatch::service::demo(Arc::new(ev), config))?;
+            Ok(())
         }
         Command::Submit { link, note } => submit(&config, &link, note.as_deref()),
         Command::Records(RecordsCommand::Import { file, access_log }) => {

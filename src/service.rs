@@ -438,3 +438,114 @@ pub async fn run(ev: Arc<Evidence>, config: Config) -> Result<(), ServiceError> 
     ev.state.flush().map_err(EvidenceError::from)?;
     Ok(())
 }
+
+/// Tokens the demo creates for a newcomer: one per role, two moderators for the four-eyes rule.
+pub struct DemoTokens {
+    pub admin: String,
+    pub moderators: [String; 2],
+    pub legal: String,
+    pub intake: String,
+}
+
+/// Create the demo's tokens (new ones on every start; they live in the token store like any
+/// other and can be revoked with `leakwatch admin token revoke`).
+pub fn demo_tokens(config: &Config) -> Result<DemoTokens, crate::api::tokens::TokenError> {
+    use crate::api::tokens::{Role, TokenStore};
+    let store = TokenStore::new(&config.keys_dir());
+    Ok(DemoTokens {
+        admin: store.create(Role::Admin, "demo-admin")?.0,
+        moderators: [
+            store.create(Role::Moderator, "demo-moderator-1")?.0,
+            store.create(Role::Moderator, "demo-moderator-2")?.0,
+        ],
+        legal: store.create(Role::Legal, "demo-legal")?.0,
+        intake: store.create(Role::Intake, "demo-intake")?.0,
+    })
+}
+
+/// One line of demo progress: what the pipeline has done so far.
+pub fn progress_line(ev: &Evidence) -> Result<String, EvidenceError> {
+    let st = &ev.state;
+    let cases = st.cases()?;
+    let joined = cases
+        .iter()
+        .filter(|c| c.join_status.as_deref() == Some("joined"))
+        .count();
+    let findings = st.findings()?;
+    let open = findings.iter().filter(|f| f.open()).count();
+    let packets = st.packets()?;
+    let filed = packets
+        .iter()
+        .filter(|p| p.filing_status() == "filed")
+        .count();
+    Ok(format!(
+        "groups joined {joined}/{}, messages captured {}, findings {} ({open} waiting for review), packets {} ({filed} filed), ledger entries {}",
+        cases.len(),
+        st.capture_count()?,
+        findings.len(),
+        packets.len(),
+        ev.ledger.size(),
+    ))
+}
+
+/// `leakwatch demo`: `serve` with the simulator, plus tokens, the console address and progress
+/// on stdout until interrupted.
+pub async fn demo(ev: Arc<Evidence>, config: Config) -> Result<(), ServiceError> {
+    let tokens = demo_tokens(&config).map_err(|e| ServiceError::Start {
+        what: "demo tokens".into(),
+        message: e.to_string(),
+    })?;
+    let running = start(ev.clone(), &config).await?;
+    let url = format!("http://{}/ui/", running.api_addr);
+    println!("leakwatch demo");
+    println!("  console      : {url}");
+    println!(
+        "  API          : http://{}/api/v1/ (OpenAPI at /openapi.json)",
+        running.api_addr
+    );
+    println!("  log in with one of these tokens (shown once; also valid as API bearer tokens):");
+    println!("    admin      : {}", tokens.admin);
+    println!("    moderator 1: {}", tokens.moderators[0]);
+    println!(
+        "    moderator 2: {}  (police packets need a second moderator)",
+        tokens.moderators[1]
+    );
+    println!("    legal      : {}", tokens.legal);
+    println!("    intake     : {}", tokens.intake);
+    println!(
+        "  packets are filed into {}",
+        config.data_root.join("packets/outbox").display()
+    );
+    println!(
+        "  Ctrl-C stops; the evidence stays in {}",
+        config.data_root.display()
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| ServiceError::Start {
+            what: "signal handler".into(),
+            message: e.to_string(),
+        })?;
+    let mut last = String::new();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {
+                let ev2 = ev.clone();
+                if let Ok(Ok(line)) = tokio::task::spawn_blocking(move || progress_line(&ev2)).await
+                    && line != last
+                {
+                    println!("  {line}");
+                    last = line;
+                }
+            }
+        }
+    }
+    drop(running);
+    let ev2 = ev.clone();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || checkpoint_if_new(&ev2)).await {
+        tracing::error!("final checkpoint failed: {e}");
+    }
+    ev.state.flush().map_err(EvidenceError::from)?;
+    Ok(())
+}
