@@ -395,3 +395,152 @@ pub fn matching(dir: &Path, records: u64, sample_rows: usize) -> Result<MatchFig
     let _ = std::fs::remove_dir_all(dir);
     Ok(figures)
 }
+
+/// API load: `wrk` on loopback against the case list and the review queue.
+#[derive(Debug, Clone)]
+pub struct ApiLoadFigures {
+    pub seconds: u64,
+    pub connections: u32,
+    pub requests: u64,
+    pub requests_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Non-2xx/3xx answers plus socket errors (connect, read, write, timeout).
+    pub errors: u64,
+    /// Resident memory of this process (the server) after warm-up and at the end, bytes.
+    pub rss_after_warmup: u64,
+    pub rss_end: u64,
+}
+
+fn current_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// wrk's latency figures ("1.23ms", "850.00us", "1.02s") in milliseconds.
+fn wrk_ms(s: &str) -> Option<f64> {
+    let (num, unit) = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map(|i| s.split_at(i))?;
+    let v: f64 = num.parse().ok()?;
+    Some(match unit {
+        "us" => v / 1000.0,
+        "ms" => v,
+        "s" => v * 1000.0,
+        "m" => v * 60_000.0,
+        _ => return None,
+    })
+}
+
+/// Parse wrk's `--latency` report.
+pub fn parse_wrk(out: &str) -> Result<(u64, f64, f64, f64, u64), String> {
+    let mut requests = None;
+    let mut rps = None;
+    let (mut p50, mut p99) = (None, None);
+    let mut errors = 0u64;
+    for line in out.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["50%", v] => p50 = wrk_ms(v),
+            ["99%", v] => p99 = wrk_ms(v),
+            ["Requests/sec:", v] => rps = v.parse().ok(),
+            ["Non-2xx", "or", "3xx", "responses:", n] => errors += n.parse::<u64>().unwrap_or(0),
+            [n, "requests", "in", ..] => requests = n.parse().ok(),
+            ["Socket", "errors:", rest @ ..] => {
+                errors += rest
+                    .iter()
+                    .filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok())
+                    .sum::<u64>()
+            }
+            _ => {}
+        }
+    }
+    match (requests, rps, p50, p99) {
+        (Some(n), Some(r), Some(a), Some(b)) => Ok((n, r, a, b, errors)),
+        _ => Err(format!("unexpected wrk output:\n{out}")),
+    }
+}
+
+pub async fn api_load(
+    dir: &Path,
+    seconds: u64,
+    connections: u32,
+) -> Result<ApiLoadFigures, String> {
+    let _ = std::fs::remove_dir_all(dir);
+    let mut config = bench_config(dir).map_err(|e| e.to_string())?;
+    config.simulator.enabled = false;
+    config.matching.auto = false;
+    config.api.listen = "127.0.0.1:0".into();
+    config.filing.routes.clear();
+    let ev =
+        Arc::new(crate::evidence::Evidence::open(&config, &|_, _| {}).map_err(|e| e.to_string())?);
+    // A realistic page: 60 cases, each with a finding waiting for review.
+    let ev2 = ev.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), String> {
+        for i in 0..60 {
+            crate::review::fixture::seed_finding(&ev2, &format!("9{i:05}"), 10 + i)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let token = crate::api::tokens::TokenStore::new(&config.keys_dir())
+        .create(crate::api::tokens::Role::Admin, "bench")
+        .map_err(|e| e.to_string())?
+        .0;
+    let running = crate::service::start(ev.clone(), &config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let script = dir.join("load.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "local paths = {{\"/api/v1/cases\", \"/api/v1/review/queue\"}}\nlocal i = 0\nrequest = function()\n  i = i + 1\n  return wrk.format(\"GET\", paths[(i % 2) + 1], {{[\"Authorization\"] = \"Bearer {token}\"}})\nend\n"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let url = format!("http://{}", running.api_addr);
+    // Warm-up, then the measured run.
+    let run = |secs: u64| {
+        tokio::process::Command::new("wrk")
+            .args([
+                "-t2",
+                &format!("-c{connections}"),
+                &format!("-d{secs}s"),
+                "--latency",
+                "-s",
+            ])
+            .arg(&script)
+            .arg(&url)
+            .output()
+    };
+    run(1)
+        .await
+        .map_err(|e| format!("wrk: {e} (install the wrk package)"))?;
+    let rss_after_warmup = current_rss();
+    let out = run(seconds).await.map_err(|e| format!("wrk: {e}"))?;
+    let rss_end = current_rss();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (requests, requests_per_s, p50_ms, p99_ms, errors) = parse_wrk(&text)?;
+    drop(running);
+    drop(ev);
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(ApiLoadFigures {
+        seconds,
+        connections,
+        requests,
+        requests_per_s,
+        p50_ms,
+        p99_ms,
+        errors,
+        rss_after_warmup,
+        rss_end,
+    })
+}

@@ -203,6 +203,17 @@ enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// API under load: `wrk` on loopback against the case list and the review queue
+    /// (requests/s, p50/p99, errors, the server's memory before and after).
+    Api {
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+        /// Scratch directory (default: <data_root>/bench-tmp); removed afterwards.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Matching: import rate and index size for generated records, and the time to check a
     /// sample against the open index.
     Match {
@@ -982,6 +993,39 @@ fn bench_command(config: &Config, cmd: BenchCommand) -> Result<()> {
             println!(
                 "  latency post->durable: p50 {:.1?}, p99 {:.1?}",
                 c.p50, c.p99
+            );
+            Ok(())
+        }
+        BenchCommand::Api {
+            seconds,
+            connections,
+            dir,
+        } => {
+            let dir = dir.unwrap_or_else(|| config.data_root.join("bench-tmp"));
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let f = runtime
+                .block_on(leakwatch::bench::api_load(&dir, seconds, connections))
+                .map_err(|e| anyhow::anyhow!(e))?;
+            println!(
+                "API under wrk ({}s, {} connections, GET /api/v1/cases + /api/v1/review/queue, 60 cases)",
+                f.seconds, f.connections
+            );
+            println!(
+                "  requests            : {:>10} ({} errors)",
+                f.requests, f.errors
+            );
+            println!(
+                "  throughput          : {:>10.0} requests/s",
+                f.requests_per_s
+            );
+            println!(
+                "  latency             : p50 {:.2} ms, p99 {:.2} ms",
+                f.p50_ms, f.p99_ms
+            );
+            println!(
+                "  server memory       : {:.1} MB after warm-up, {:.1} MB at the end",
+                f.rss_after_warmup as f64 / 1e6,
+                f.rss_end as f64 / 1e6
             );
             Ok(())
         }
