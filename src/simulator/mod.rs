@@ -991,21 +991,7 @@ async fn control_fault(
                 .unwrap_or(false)
         };
         if was_in {
-            let owner = sim
-                .scenario
-                .groups
-                .iter()
-                .find(|g| g.id == group)
-                .map(|g| g.sellers[0].id)
-                .unwrap_or(0);
-            let n = sim.notice(
-                group,
-                "group_decrease",
-                "kick_me",
-                sim.scenario.self_id,
-                owner,
-            );
-            sim.broadcast(&n);
+            announce_bot_gone(&sim, group, "kick_me");
         }
     }
     if let Some(group) = f.dismiss {
@@ -1017,27 +1003,34 @@ async fn control_fault(
             })
         };
         if was_in == Some(true) {
-            let owner = sim
-                .scenario
-                .groups
-                .iter()
-                .find(|g| g.id == group)
-                .map(|g| g.sellers[0].id)
-                .unwrap_or(0);
-            let n = sim.notice(
-                group,
-                "group_decrease",
-                "disband",
-                sim.scenario.self_id,
-                owner,
-            );
-            sim.broadcast(&n);
+            announce_bot_gone(&sim, group, "disband");
         }
     }
     if f.drop_now == Some(true) {
         drop_all(&sim);
     }
     Json(json!({"ok": true})).into_response()
+}
+
+/// Tell every connected client the bot left `group` (`kick_me`: removed by the owner;
+/// `disband`: the owner dismissed the group), as a OneBot `group_decrease` notice.
+fn announce_bot_gone(sim: &Sim, group: i64, sub_type: &str) {
+    let owner = sim
+        .scenario
+        .groups
+        .iter()
+        .find(|g| g.id == group)
+        .and_then(|g| g.sellers.first())
+        .map(|s| s.id)
+        .unwrap_or(0);
+    let n = sim.notice(
+        group,
+        "group_decrease",
+        sub_type,
+        sim.scenario.self_id,
+        owner,
+    );
+    sim.broadcast(&n);
 }
 
 fn drop_all(sim: &Sim) {
