@@ -56,6 +56,8 @@ pub struct Config {
     pub tracking: TrackingConfig,
     #[serde(default)]
     pub filing: crate::filing::FilingConfig,
+    #[serde(default)]
+    pub staffbot: StaffBotConfig,
     /// Where this configuration came from, for error messages.
     #[serde(skip)]
     pub source: String,
@@ -292,6 +294,106 @@ impl Default for SimulatorConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdaptersConfig {
     pub onebot: Vec<OneBotConfig>,
+    pub telegram: TelegramConfig,
+}
+
+/// The Telegram Bot API's own limit on files a bot may download (`getFile`).
+pub const TELEGRAM_FILE_LIMIT: u64 = 20 * 1024 * 1024;
+
+/// The Telegram group adapter: a Bot API bot that staff add to the groups to watch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelegramConfig {
+    pub enabled: bool,
+    /// The adapter's name in the ledger (`adapter:<name>`, `telegram:<name>`).
+    pub name: String,
+    /// The Bot API server; a self-hosted `telegram-bot-api`, or a local fake in tests. Media are
+    /// downloaded only from here.
+    pub api_url: String,
+    /// The environment variable holding the bot token (never put the token in this file).
+    pub token_env: String,
+    /// Long-polling timeout of `getUpdates` (Telegram allows up to 50 s).
+    pub poll_timeout_s: u64,
+    /// Larger media are refused (and recorded as refused); the Bot API stops at 20 MB anyway.
+    pub media_max_bytes: u64,
+    /// Cap of the reconnect backoff when the Bot API fails.
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        TelegramConfig {
+            enabled: false,
+            name: "telegram".into(),
+            api_url: "https://api.telegram.org".into(),
+            token_env: "LEAKWATCH_TG_TOKEN".into(),
+            poll_timeout_s: 30,
+            media_max_bytes: TELEGRAM_FILE_LIMIT,
+            reconnect_max_ms: 30_000,
+        }
+    }
+}
+
+/// What a staff chat may do through the staff bot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StaffRole {
+    /// Submits groups (`/submit`).
+    Intake,
+    /// Reviews findings (`/next`, the card buttons) and receives alerts.
+    Moderator,
+    /// Reads case summaries.
+    Legal,
+    /// Submits groups and receives alerts.
+    Admin,
+}
+
+impl StaffRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StaffRole::Intake => "intake",
+            StaffRole::Moderator => "moderator",
+            StaffRole::Legal => "legal",
+            StaffRole::Admin => "admin",
+        }
+    }
+}
+
+/// One chat on the staff bot's allow-list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaffChatConfig {
+    /// The Telegram chat id (a user's id for a private chat, negative for a group).
+    pub id: i64,
+    pub role: StaffRole,
+    /// Who this chat is in the ledger: its actions are recorded as `tg:<name>`.
+    pub name: String,
+}
+
+/// The staff bot: a second Telegram bot for trust-and-safety staff.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StaffBotConfig {
+    pub enabled: bool,
+    pub api_url: String,
+    pub token_env: String,
+    pub poll_timeout_s: u64,
+    pub reconnect_max_ms: u64,
+    /// The allow-list: every other chat gets one polite refusal and nothing else.
+    pub chats: Vec<StaffChatConfig>,
+}
+
+impl Default for StaffBotConfig {
+    fn default() -> Self {
+        StaffBotConfig {
+            enabled: false,
+            api_url: "https://api.telegram.org".into(),
+            token_env: "LEAKWATCH_STAFFBOT_TOKEN".into(),
+            poll_timeout_s: 30,
+            reconnect_max_ms: 30_000,
+            chats: Vec::new(),
+        }
+    }
 }
 
 /// How leakwatch reaches a OneBot v11 implementation.
@@ -432,6 +534,60 @@ impl Config {
                 "ledger.checkpoint_interval_s must be at least 1".into(),
             ));
         }
+        self.validate_telegram().map_err(invalid)?;
+        Ok(())
+    }
+
+    /// `[adapters.telegram]` and `[staffbot]`: checked even when disabled, so turning one on
+    /// later does not reveal an old mistake at start.
+    fn validate_telegram(&self) -> Result<(), String> {
+        let tg = &self.adapters.telegram;
+        check_api_url("adapters.telegram.api_url", &tg.api_url)?;
+        check_env_name("adapters.telegram.token_env", &tg.token_env)?;
+        if tg.name.trim().is_empty() || tg.name.len() > 64 {
+            return Err("adapters.telegram.name must be 1 to 64 characters".into());
+        }
+        if !(1..=50).contains(&tg.poll_timeout_s) {
+            return Err("adapters.telegram.poll_timeout_s must be between 1 and 50".into());
+        }
+        if tg.media_max_bytes == 0 {
+            return Err("adapters.telegram.media_max_bytes must be at least 1".into());
+        }
+        let sb = &self.staffbot;
+        check_api_url("staffbot.api_url", &sb.api_url)?;
+        check_env_name("staffbot.token_env", &sb.token_env)?;
+        if !(1..=50).contains(&sb.poll_timeout_s) {
+            return Err("staffbot.poll_timeout_s must be between 1 and 50".into());
+        }
+        let mut ids = std::collections::HashSet::new();
+        for chat in &sb.chats {
+            let name_ok = !chat.name.is_empty()
+                && chat.name.len() <= 64
+                && chat
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            if !name_ok {
+                return Err(format!(
+                    "staffbot.chats: name {:?} (chat {}) must be 1 to 64 of A-Z a-z 0-9 _ - .",
+                    chat.name, chat.id
+                ));
+            }
+            if !ids.insert(chat.id) {
+                return Err(format!("staffbot.chats: chat {} is listed twice", chat.id));
+            }
+        }
+        if sb.enabled && sb.chats.is_empty() {
+            return Err(
+                "staffbot is enabled but staffbot.chats is empty: it would answer nobody".into(),
+            );
+        }
+        if tg.enabled && sb.enabled && tg.token_env == sb.token_env && tg.api_url == sb.api_url {
+            return Err(
+                "adapters.telegram and staffbot need two different bots (token_env is the same)"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -450,6 +606,31 @@ impl Config {
     pub fn data_key_file(&self) -> PathBuf {
         self.data_root.join(&self.blobs.key_file)
     }
+}
+
+fn check_api_url(key: &str, value: &str) -> Result<(), String> {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+            if u.query().is_some() || u.fragment().is_some() {
+                return Err(format!("{key} must not have a query or fragment"));
+            }
+            Ok(())
+        }
+        _ => Err(format!("{key} {value:?} is not an http(s) URL")),
+    }
+}
+
+fn check_env_name(key: &str, value: &str) -> Result<(), String> {
+    if value.is_empty()
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return Err(format!(
+            "{key} {value:?} must name an environment variable (A-Z 0-9 _)"
+        ));
+    }
+    Ok(())
 }
 
 /// Fold a multi-line message into one line.
@@ -481,6 +662,48 @@ mod tests {
         assert!(err.starts_with("my.toml: invalid config:"), "{err}");
         assert!(err.contains("origni"), "{err}");
         assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn telegram_sections_default_off_and_validate() {
+        let c = Config::parse(EMBEDDED_DEFAULT, "embedded").unwrap();
+        assert!(!c.adapters.telegram.enabled && !c.staffbot.enabled);
+        assert_eq!(c.adapters.telegram.token_env, "LEAKWATCH_TG_TOKEN");
+        assert_eq!(c.adapters.telegram.media_max_bytes, TELEGRAM_FILE_LIMIT);
+        assert_eq!(c.staffbot.token_env, "LEAKWATCH_STAFFBOT_TOKEN");
+        let ok = Config::parse(
+            "[adapters.telegram]\nenabled = true\napi_url = \"http://127.0.0.1:9\"\n\
+             [staffbot]\nenabled = true\n[[staffbot.chats]]\nid = -100123\nrole = \"moderator\"\nname = \"alice\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(ok.staffbot.chats[0].role, StaffRole::Moderator);
+        for (bad, needle) in [
+            ("[staffbot]\nenabled = true\n", "answer nobody"),
+            (
+                "[staffbot]\n[[staffbot.chats]]\nid = 1\nrole = \"boss\"\nname = \"a\"\n",
+                "boss",
+            ),
+            (
+                "[staffbot]\n[[staffbot.chats]]\nid = 1\nrole = \"admin\"\nname = \"a b\"\n",
+                "name",
+            ),
+            (
+                "[staffbot]\n[[staffbot.chats]]\nid = 1\nrole = \"admin\"\nname = \"a\"\n[[staffbot.chats]]\nid = 1\nrole = \"legal\"\nname = \"b\"\n",
+                "twice",
+            ),
+            ("[adapters.telegram]\napi_url = \"ftp://x\"\n", "api_url"),
+            (
+                "[adapters.telegram]\npoll_timeout_s = 99\n",
+                "poll_timeout_s",
+            ),
+            ("[adapters.telegram]\ntoken_env = \"A B\"\n", "token_env"),
+            ("[adapters.telegram]\ntoken = \"123:abc\"\n", "token"),
+        ] {
+            let err = Config::parse(bad, "t.toml").unwrap_err().to_string();
+            assert!(err.contains(needle), "{bad}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
     }
 
     #[test]

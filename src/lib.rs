@@ -9,6 +9,8 @@
 //! - [`blobs`]: content-addressed, encrypted storage for raw captured bytes.
 //! - [`state`]: sled views (cases, groups, captures) rebuilt from the ledger on demand.
 //! - [`evidence`]: opens the three above together from a data root.
+//! - [`adapters`]: the way into groups — QQ through OneBot v11, Telegram as a Bot API bot.
+//! - [`staffbot`]: a Telegram bot for staff: submit groups, review cards, alerts.
 //! - [`bench`]: the measurements behind `leakwatch bench`.
 
 pub mod adapters;
@@ -29,6 +31,7 @@ pub mod review;
 pub mod sample_check;
 pub mod service;
 pub mod simulator;
+pub mod staffbot;
 pub mod state;
 pub mod timestamp;
 pub mod tracking;

@@ -1,22 +1,27 @@
 //! `leakwatch serve`: the long-running process.
 //!
 //! It opens the evidence store, starts the built-in simulator when the config asks for it,
-//! connects the configured chat adapters, runs capture (a monitor per open case), serves the
-//! intake API, and signs a checkpoint on schedule — each one sent to the configured RFC 3161
-//! time-stamp authorities — until SIGINT or SIGTERM. A TSA that fails is recorded and retried;
+//! connects the configured chat adapters (OneBot; Telegram when `[adapters.telegram]` is
+//! enabled), runs capture (a monitor per open case), serves the intake API, starts the staff
+//! bot when `[staffbot]` is enabled, and signs a checkpoint on schedule — each one sent to the
+//! configured RFC 3161 time-stamp authorities — until SIGINT or SIGTERM. A TSA that fails is recorded and retried;
 //! it never holds up capture.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::adapters::onebot::OneBotAdapter;
+use crate::adapters::telegram::TelegramAdapter;
+use crate::adapters::telegram::api::BotToken;
 use crate::adapters::{AdapterError, ChatAdapter, GroupRef, Platform, SubmittedGroups};
 use crate::capture::{CaptureError, CaptureService, CaptureSettings};
 use crate::config::Config;
 use crate::evidence::{Evidence, EvidenceError};
 use crate::ledger::entry::{BlobRef, EntryBody, LedgerEntry};
+use crate::review::{Review, ReviewSettings};
 use crate::simulator::scenario::{Scenario, ScenarioError};
 use crate::simulator::{SimError, SimOptions, Simulator};
+use crate::staffbot::{StaffBot, StaffDeps};
 use crate::timestamp::TsaClient;
 
 #[derive(Debug, thiserror::Error)]
@@ -153,8 +158,11 @@ pub struct Running {
     pub capture: Arc<CaptureService>,
     pub simulator: Option<Simulator>,
     pub api_addr: std::net::SocketAddr,
-    pub review: Arc<crate::review::Review>,
+    /// The review queue: one per process, so its lock serialises every review surface.
+    pub review: Arc<Review>,
     pub dispatcher: Arc<crate::filing::dispatch::Dispatcher>,
+    /// The staff bot, when `[staffbot]` is enabled (it stops when this is dropped).
+    pub staffbot: Option<Arc<StaffBot>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -166,8 +174,28 @@ impl Drop for Running {
     }
 }
 
+/// A bot token from the environment, or a start error naming the variable (never the token).
+fn bot_token(what: &str, env: &str) -> Result<BotToken, ServiceError> {
+    BotToken::from_env(env).map_err(|e| ServiceError::Start {
+        what: what.into(),
+        message: e.to_string(),
+    })
+}
+
 /// Start everything the config turns on.
 pub async fn start(ev: Arc<Evidence>, config: &Config) -> Result<Running, ServiceError> {
+    // Bot tokens first: a missing one stops the start before anything runs.
+    let tg = &config.adapters.telegram;
+    let tg_token = if tg.enabled {
+        Some(bot_token("adapters.telegram", &tg.token_env)?)
+    } else {
+        None
+    };
+    let staff_token = if config.staffbot.enabled {
+        Some(bot_token("staffbot", &config.staffbot.token_env)?)
+    } else {
+        None
+    };
     let mut tasks = Vec::new();
     let simulator = if config.simulator.enabled {
         let scenario = Scenario::load(config.simulator.scenario.as_deref().filter(|p| p.exists()))?;
@@ -228,6 +256,16 @@ pub async fn start(ev: Arc<Evidence>, config: &Config) -> Result<Running, Servic
         let adapter = OneBotAdapter::start(ob.clone(), submitted.clone()).await?;
         adapters.push(Arc::new(adapter));
     }
+    if let Some(token) = tg_token {
+        let adapter =
+            TelegramAdapter::start(tg.clone(), token, submitted.clone()).map_err(|e| {
+                ServiceError::Start {
+                    what: "adapters.telegram".into(),
+                    message: e.to_string(),
+                }
+            })?;
+        adapters.push(Arc::new(adapter));
+    }
     // Demo: the simulator's synthetic orders become the platform records to check against.
     if let (Some(sim), true) = (&simulator, config.simulator.import_records)
         && !crate::sample_check::local_index_exists(config)
@@ -256,10 +294,7 @@ pub async fn start(ev: Arc<Evidence>, config: &Config) -> Result<Running, Servic
     );
     tasks.extend(capture.start()?);
 
-    let review = Arc::new(crate::review::Review::new(
-        ev.clone(),
-        crate::review::ReviewSettings::from_config(config),
-    ));
+    let review = Arc::new(Review::new(ev.clone(), ReviewSettings::from_config(config)));
     config.filing.validate().map_err(|e| ServiceError::Start {
         what: "filing routes".into(),
         message: e.to_string(),
@@ -290,6 +325,27 @@ pub async fn start(ev: Arc<Evidence>, config: &Config) -> Result<Running, Servic
     let (api_addr, api_task) = crate::api::serve(api).await?;
     tasks.push(api_task);
 
+    let staffbot = if let Some(token) = staff_token {
+        let bot = StaffBot::start(
+            config.staffbot.clone(),
+            token,
+            StaffDeps {
+                capture: capture.clone(),
+                submitted: submitted.clone(),
+                review: review.clone(),
+                packets: config.packets.clone(),
+            },
+        )
+        .map_err(|e| ServiceError::Start {
+            what: "staffbot".into(),
+            message: e.to_string(),
+        })?;
+        tracing::info!(chats = config.staffbot.chats.len(), "staff bot running");
+        Some(Arc::new(bot))
+    } else {
+        None
+    };
+
     let interval = Duration::from_secs(config.ledger.checkpoint_interval_s);
     let tsas: Vec<String> = config.timestamp.tsa.iter().map(|t| t.url.clone()).collect();
     let client =
@@ -315,6 +371,7 @@ pub async fn start(ev: Arc<Evidence>, config: &Config) -> Result<Running, Servic
         api_addr,
         review,
         dispatcher,
+        staffbot,
         tasks,
     })
 }

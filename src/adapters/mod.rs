@@ -13,11 +13,13 @@
 //! - an adapter dedupes messages per group by message id, so a reconnect backfill never
 //!   delivers a message twice.
 //!
-//! Implementations: `onebot` (QQ through OneBot v11). The trait is object safe
+//! Implementations: `onebot` (QQ through OneBot v11), `telegram` (a Bot API bot staff add to
+//! the group; no history, no member list). The trait is object safe
 //! (`Arc<dyn ChatAdapter>`), chosen by config. Adapters know nothing of matching or review.
 
 pub mod netguard;
 pub mod onebot;
+pub mod telegram;
 
 use std::fmt;
 
@@ -58,6 +60,14 @@ impl GroupRef {
     pub fn qq(id: impl Into<String>) -> GroupRef {
         GroupRef {
             platform: Platform::Qq,
+            id: id.into(),
+        }
+    }
+
+    /// A Telegram group as intake names it: `@username` or `+invitehash`.
+    pub fn telegram(id: impl Into<String>) -> GroupRef {
+        GroupRef {
+            platform: Platform::Telegram,
             id: id.into(),
         }
     }

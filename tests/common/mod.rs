@@ -2,6 +2,7 @@
 //! real `leakwatch` binary run against it.
 #![allow(dead_code)]
 
+pub mod fake_tg;
 pub mod tsa;
 
 use std::path::{Path, PathBuf};
