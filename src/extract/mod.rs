@@ -15,7 +15,7 @@
 
 mod files;
 pub(crate) mod geo;
-mod normalise;
+pub(crate) mod normalise;
 mod ocr;
 mod offers;
 mod samples;

@@ -19,7 +19,7 @@ pub fn to_half_width(s: &str) -> String {
 }
 
 /// The single-character form of [`to_half_width`].
-pub(crate) fn half_width_char(c: char) -> char {
+pub fn half_width_char(c: char) -> char {
     match c {
         '\u{3000}' => ' ',
         // The full-width block mirrors ASCII 0x21..0x7E at a fixed offset.
@@ -74,7 +74,7 @@ pub(crate) fn is_mobile(d: &str) -> bool {
 pub(crate) fn is_mask_char(c: char) -> bool {
     matches!(
         c,
-        '*' | 'x' | 'X' | '×' | '●' | '•' | '#' | '﹡' | '✱' | '★' | '＊'
+        '*' | 'x' | 'X' | '×' | '●' | '•' | '#' | '﹡' | '✱' | '★' | '?' | '＊' | '○'
     )
 }
 
@@ -380,9 +380,10 @@ pub(crate) fn overlaps(spans: &[(usize, usize)], start: usize, end: usize) -> bo
     spans.iter().any(|&(s, e)| start < e && s < end)
 }
 
-/// True for CJK unified ideographs (basic block, extension A and compatibility block).
-pub(crate) fn is_han(c: char) -> bool {
-    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}' | '\u{F900}'..='\u{FAFF}')
+/// True for CJK ideographs (the unified block, extension A, extension B and the compatibility
+/// block).
+pub fn is_han(c: char) -> bool {
+    matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0xF900..=0xFAFF)
 }
 
 /// Cuts `s` to at most `max` bytes on a character boundary; the flag says whether it was cut.

@@ -22,14 +22,10 @@ const MAX_NAME_CHARS: usize = 64;
 /// on junk and the size of each forward record.
 pub const MAX_ADDRESS_PIECES: usize = 64;
 
-/// Full-width ASCII (U+FF01–U+FF5E) and the ideographic space to their half-width forms.
-pub fn half_width_char(c: char) -> char {
-    match c {
-        '\u{3000}' => ' ',
-        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
-        _ => c,
-    }
-}
+// Character classes are shared with extraction, so a phone the extractor accepts is read the
+// same way here.
+pub use crate::extract::normalise::{half_width_char, is_han};
+use crate::extract::normalise::{is_mask_char, is_mobile};
 
 /// [`half_width_char`] over a string; borrows when nothing changes (the common case in
 /// platform exports, which keeps the import fast).
@@ -46,32 +42,12 @@ pub fn half_width(s: &str) -> Cow<'_, str> {
     }
 }
 
-/// CJK ideographs (the unified block, extension A, extension B and the compatibility block).
-pub fn is_han(c: char) -> bool {
-    matches!(c as u32, 0x4E00..=0x9FFF | 0x3400..=0x4DBF | 0x20000..=0x2A6DF | 0xF900..=0xFAFF)
-}
 
 /// Separators that may appear inside a written phone number.
 fn is_phone_separator(c: char) -> bool {
     matches!(c, ' ' | '-' | '\t' | '(' | ')' | '.' | '\u{a0}' | '_' | '/')
 }
 
-/// Characters sellers use to mask phone digits.
-fn is_mask_char(c: char) -> bool {
-    matches!(
-        c,
-        '*' | 'x' | 'X' | '×' | '●' | '•' | '#' | '﹡' | '✱' | '★' | '?' | '＊' | '○'
-    )
-}
-
-/// A mainland mobile number: 11 digits, `1`, then 3–9.
-fn is_mobile(d: &str) -> bool {
-    let b = d.as_bytes();
-    b.len() == 11
-        && b.iter().all(u8::is_ascii_digit)
-        && b[0] == b'1'
-        && (b'3'..=b'9').contains(&b[1])
-}
 
 /// A full phone as 11 ASCII digits, without allocating (the import calls this per record).
 pub fn phone_digits(s: &str) -> Option<[u8; 11]> {
