@@ -150,15 +150,39 @@ pub struct TsaConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
-    /// Where `serve` listens for the HTTP API (loopback unless a reverse proxy fronts it).
+    /// Where `serve` listens for the HTTP API and the web console (loopback unless a reverse
+    /// proxy fronts it).
     pub listen: String,
+    /// Mark the console's session cookie `Secure`. Unset: on when `listen` is not a loopback
+    /// address (a console reachable from elsewhere must sit behind HTTPS), off on loopback,
+    /// where plain HTTP is the norm and a `Secure` cookie would never be sent back.
+    pub secure_cookies: Option<bool>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             listen: "127.0.0.1:8077".into(),
+            secure_cookies: None,
         }
+    }
+}
+
+impl ApiConfig {
+    /// Whether session cookies carry `Secure` (see [`ApiConfig::secure_cookies`]).
+    pub fn cookies_secure(&self) -> bool {
+        if let Some(on) = self.secure_cookies {
+            return on;
+        }
+        let host = match self.listen.rsplit_once(':') {
+            Some((host, _port)) => host.trim_start_matches('[').trim_end_matches(']'),
+            None => self.listen.as_str(),
+        };
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        !loopback
     }
 }
 

@@ -35,6 +35,7 @@ pub mod staffbot;
 pub mod state;
 pub mod timestamp;
 pub mod tracking;
+pub mod ui;
 
 /// This build's version, recorded in every capture record.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

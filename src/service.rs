@@ -476,7 +476,11 @@ async fn checkpoint_loop(
 /// Run until SIGINT or SIGTERM, then sign a last checkpoint.
 pub async fn run(ev: Arc<Evidence>, config: Config) -> Result<(), ServiceError> {
     let running = start(ev.clone(), &config).await?;
-    tracing::info!(api = %running.api_addr, "leakwatch serving");
+    tracing::info!(
+        api = %running.api_addr,
+        console = %format!("http://{}/ui/", running.api_addr),
+        "leakwatch serving"
+    );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| ServiceError::Start {
             what: "signal handler".into(),

@@ -1,8 +1,10 @@
 //! The HTTP API that `serve` runs (axum): intake, cases, the review queue, packets, health.
+//! The web console ([`crate::ui`]) is mounted in the same router, under `/ui/`.
 //!
-//! Access control: every route is listed once in [`PERMISSIONS`] with the roles that may call
-//! it; one middleware looks the matched route up there, so a route cannot exist without a
-//! permission line (a test walks every route × role × no/bad token). Tokens are role-scoped
+//! Access control: every route — API and console page — is listed once in [`PERMISSIONS`] with
+//! the roles that may call it and how the caller proves who it is ([`Access`]); one middleware
+//! per door (bearer tokens here, sessions in `ui`) looks the matched route up there, so a route
+//! cannot exist without a permission line. Tokens are role-scoped
 //! bearer tokens from [`tokens`] (stored as SHA-256 only); the local operator token in
 //! `keys/api-operator.token` (0600, created on first start, used by `leakwatch submit` to reach
 //! a running server) acts as `admin:operator`.
@@ -48,116 +50,286 @@ const REVIEW: &[Role] = &[Role::Moderator, Role::Admin];
 const PACKET_READ: &[Role] = &[Role::Moderator, Role::Legal, Role::Admin];
 const LEGAL: &[Role] = &[Role::Legal, Role::Admin];
 
-/// One API route and who may call it. An empty role list is a public route.
+const INTAKE: &[Role] = &[Role::Intake, Role::Admin];
+
+/// How a route's caller proves who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `Authorization: Bearer <token>` (the API; checked by [`authorize`]).
+    Token,
+    /// The web console's session cookie, CSRF token on every POST (checked by `crate::ui`).
+    Session,
+}
+
+/// One route and who may call it. An empty role list is a public route.
 pub struct Permission {
     pub method: &'static str,
     pub path: &'static str,
+    pub via: Access,
     pub roles: &'static [Role],
     pub summary: &'static str,
 }
 
-/// The permission matrix: the single source for the middleware, the OpenAPI document and the
-/// README table.
+/// The permission matrix: the single source for the API middleware, the console's session
+/// middleware and the README table. The console's pages are listed here too, so a page and
+/// the API route behind the same data carry their roles side by side.
 pub const PERMISSIONS: &[Permission] = &[
     Permission {
         method: "GET",
         path: "/healthz",
+        via: Access::Token,
         roles: &[],
         summary: "Liveness and ledger size",
     },
     Permission {
         method: "GET",
         path: "/openapi.json",
+        via: Access::Token,
         roles: &[],
         summary: "This API's OpenAPI document",
     },
     Permission {
         method: "GET",
         path: "/metrics",
+        via: Access::Token,
         roles: &[Role::Admin],
         summary: "Prometheus metrics: captures, groups watched, queue depth, filing failures, checkpoint age",
     },
     Permission {
         method: "POST",
         path: "/api/v1/cases",
-        roles: &[Role::Intake, Role::Admin],
+        via: Access::Token,
+        roles: INTAKE,
         summary: "Submit a group link (opens a case, or returns the existing one)",
     },
     Permission {
         method: "GET",
         path: "/api/v1/cases",
+        via: Access::Token,
         roles: ANY,
         summary: "List cases",
     },
     Permission {
         method: "GET",
         path: "/api/v1/cases/{case}",
+        via: Access::Token,
         roles: ANY,
         summary: "A case with its timeline (recorded as a custody read)",
     },
     Permission {
         method: "GET",
         path: "/api/v1/review/queue",
+        via: Access::Token,
         roles: REVIEW,
         summary: "Open findings in queue order",
     },
     Permission {
         method: "POST",
         path: "/api/v1/review/next",
+        via: Access::Token,
         roles: REVIEW,
         summary: "Claim the next finding (204 when the queue has nothing for the caller)",
     },
     Permission {
         method: "GET",
         path: "/api/v1/findings/{finding}",
+        via: Access::Token,
         roles: PACKET_READ,
         summary: "A finding's review card, sample masked (recorded as a custody read)",
     },
     Permission {
         method: "POST",
         path: "/api/v1/findings/{finding}/claim",
+        via: Access::Token,
         roles: REVIEW,
         summary: "Claim one finding",
     },
     Permission {
         method: "POST",
         path: "/api/v1/findings/{finding}/decision",
+        via: Access::Token,
         roles: REVIEW,
         summary: "Approve, reject or escalate a claimed finding, with a reason",
     },
     Permission {
         method: "POST",
         path: "/api/v1/findings/{finding}/reveal",
+        via: Access::Token,
         roles: REVIEW,
         summary: "The unmasked sample, with a reason (recorded)",
     },
     Permission {
         method: "GET",
         path: "/api/v1/packets",
+        via: Access::Token,
         roles: PACKET_READ,
         summary: "Packets and their filing status",
     },
     Permission {
         method: "GET",
         path: "/api/v1/packets/{packet}",
+        via: Access::Token,
         roles: PACKET_READ,
         summary: "One packet: files, filings, attempts",
     },
     Permission {
         method: "GET",
         path: "/api/v1/packets/{packet}/files/{name}",
+        via: Access::Token,
         roles: LEGAL,
         summary: "Download one packet file (recorded as a custody read)",
     },
     Permission {
         method: "POST",
         path: "/api/v1/packets/{packet}/file",
+        via: Access::Token,
+        roles: LEGAL,
+        summary: "File a packet again after a failure",
+    },
+    Permission {
+        method: "GET",
+        path: "/",
+        via: Access::Session,
+        roles: &[],
+        summary: "Redirect to the web console",
+    },
+    Permission {
+        method: "GET",
+        path: "/ui/",
+        via: Access::Session,
+        roles: &[],
+        summary: "Console start: the login page, or the role's home page",
+    },
+    Permission {
+        method: "GET",
+        path: "/ui/static/{file}",
+        via: Access::Session,
+        roles: &[],
+        summary: "The console's stylesheet and script (served from the binary)",
+    },
+    Permission {
+        method: "GET",
+        path: "/ui/login",
+        via: Access::Session,
+        roles: &[],
+        summary: "Login form",
+    },
+    Permission {
+        method: "POST",
+        path: "/ui/login",
+        via: Access::Session,
+        roles: &[],
+        summary: "Log in with a token (failures limited per client address)",
+    },
+    Permission {
+        method: "POST",
+        path: "/ui/logout",
+        via: Access::Session,
+        roles: ANY,
+        summary: "Log out (ends the session)",
+    },
+    Permission {
+        method: "GET",
+        path: "/ui/cases",
+        via: Access::Session,
+        roles: ANY,
+        summary: "Cases",
+    },
+    Permission {
+        method: "GET",
+        path: "/ui/cases/{case}",
+        via: Access::Session,
+        roles: ANY,
+        summary: "A case: timeline, findings, packets, tracking (recorded as a custody read)",
+    },
+    Permission {
+        method: "GET",
+        path: "/ui/cases/{case}/bundle",
+        via: Access::Session,
+        roles: LEGAL,
+        summary: "Evidence bundle download",
+    },
+    Permission {
+        method: "GET",
+        path: "/ui/intake",
+        via: Access::Session,
+        roles: INTAKE,
+        summary: "Intake form",
+    },
+    Permission {
+        method: "POST",
+        path: "/ui/intake",
+        via: Access::Session,
+        roles: INTAKE,
+        summary: "Submit a group link",
+    },
+    Permission {
+        method: "GET",
+        path: "/ui/review",
+        via: Access::Session,
+        roles: REVIEW,
+        summary: "Review queue (goes to the finding the moderator holds)",
+    },
+    Permission {
+        method: "POST",
+        path: "/ui/review/next",
+        via: Access::Session,
+        roles: REVIEW,
+        summary: "Claim the next finding",
+    },
+    Permission {
+        method: "GET",
+        path: "/ui/review/{finding}",
+        via: Access::Session,
+        roles: REVIEW,
+        summary: "Review card, sample masked (recorded as a custody read)",
+    },
+    Permission {
+        method: "POST",
+        path: "/ui/review/{finding}/claim",
+        via: Access::Session,
+        roles: REVIEW,
+        summary: "Claim one finding",
+    },
+    Permission {
+        method: "POST",
+        path: "/ui/review/{finding}/decision",
+        via: Access::Session,
+        roles: REVIEW,
+        summary: "Decide, then claim the next finding (submit & next)",
+    },
+    Permission {
+        method: "POST",
+        path: "/ui/review/{finding}/reveal",
+        via: Access::Session,
+        roles: REVIEW,
+        summary: "Show the unmasked sample once, with a reason (recorded)",
+    },
+    Permission {
+        method: "GET",
+        path: "/ui/packets",
+        via: Access::Session,
+        roles: PACKET_READ,
+        summary: "Packets and their filing status",
+    },
+    Permission {
+        method: "GET",
+        path: "/ui/packets/{packet}/files/{name}",
+        via: Access::Session,
+        roles: LEGAL,
+        summary: "Download one packet file (recorded as a custody read)",
+    },
+    Permission {
+        method: "POST",
+        path: "/ui/packets/{packet}/file",
+        via: Access::Session,
         roles: LEGAL,
         summary: "File a packet again after a failure",
     },
     Permission {
         method: "GET",
         path: "/api/v1/records",
+        via: Access::Token,
         roles: &[Role::Admin],
         summary: "The platform-records index: orders, import state, skipped rows",
     },
@@ -204,8 +376,14 @@ impl ApiContext {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("")
-            .trim();
+            .unwrap_or("");
+        self.principal_for_token(given)
+    }
+
+    /// The caller a token stands for: a live role token, or the operator token. The console's
+    /// login uses this too, so both doors accept exactly the same tokens.
+    pub(crate) fn principal_for_token(&self, given: &str) -> Option<Principal> {
+        let given = given.trim();
         if given.is_empty() {
             return None;
         }
@@ -218,6 +396,11 @@ impl ApiContext {
             });
         }
         self.tokens.lookup(given)
+    }
+
+    /// Whether the token behind `p` still stands (not revoked since a console login).
+    pub(crate) fn still_valid(&self, p: &Principal) -> bool {
+        p.token_id == "operator" || self.tokens.is_live(&p.token_id)
     }
 
     /// A fixed window per token: false when the caller has used up this minute's submissions.
@@ -287,7 +470,8 @@ async fn authorize(
     let Some(path) = matched else {
         return error(StatusCode::NOT_FOUND, "no such route").into_response();
     };
-    let Some(perm) = permission(req.method(), path.as_str()) else {
+    let Some(perm) = permission(req.method(), path.as_str()).filter(|p| p.via == Access::Token)
+    else {
         // A route without a permission line is a bug; refuse rather than guess.
         return error(StatusCode::FORBIDDEN, "route has no permission entry").into_response();
     };
@@ -313,7 +497,6 @@ async fn authorize(
     next.run(req).await
 }
 
-/// The API's routes, with authorization applied to all of them.
 /// Every route with its handler. `router` mounts exactly these, and a test checks that they
 /// are exactly the routes of [`PERMISSIONS`] and of the OpenAPI document.
 pub fn handlers() -> Vec<(&'static str, &'static str, MethodRouter<Arc<ApiContext>>)> {
@@ -343,8 +526,10 @@ pub fn handlers() -> Vec<(&'static str, &'static str, MethodRouter<Arc<ApiContex
     ]
 }
 
-/// The API's routes, with authorization applied to all of them.
+/// The API's routes, with authorization applied to all of them, and the web console
+/// ([`crate::ui`], its own session-based authorization) beside them.
 pub fn router(ctx: Arc<ApiContext>) -> Router {
+    let console = crate::ui::router(ctx.clone());
     let mut router = Router::new();
     for (_, path, handler) in handlers() {
         router = router.route(path, handler);
@@ -353,6 +538,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
         .layer(axum::middleware::from_fn_with_state(ctx.clone(), authorize))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(ctx)
+        .merge(console)
 }
 
 /// The OpenAPI 3.1 document, generated from [`PERMISSIONS`] (so it cannot drift from the
@@ -360,7 +546,7 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
 /// unless it is public.
 pub fn openapi_document() -> serde_json::Value {
     let mut paths = serde_json::Map::new();
-    for p in PERMISSIONS {
+    for p in PERMISSIONS.iter().filter(|p| p.via == Access::Token) {
         let params: Vec<serde_json::Value> = p
             .path
             .split('/')
@@ -415,6 +601,8 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| start_err(e.to_string()))?;
     let task = tokio::spawn(async move {
+        // The peer address is kept for the console's per-address login limit.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!("API server stopped: {e}");
         }
@@ -425,9 +613,14 @@ pub async fn serve(
 /// The permission matrix as the Markdown table the README carries (a test keeps them equal).
 pub fn permission_table() -> String {
     let mut out = String::from(
-        "| method | route | intake | moderator | legal | admin |\n|---|---|---|---|---|---|\n",
+        "| method | route | access | intake | moderator | legal | admin |\n|---|---|---|---|---|---|---|\n",
     );
     for p in PERMISSIONS {
+        let access = match (p.roles.is_empty(), p.via) {
+            (true, _) => "public",
+            (false, Access::Token) => "token",
+            (false, Access::Session) => "session",
+        };
         let cells: Vec<&str> = Role::ALL
             .iter()
             .map(|r| {
@@ -439,7 +632,7 @@ pub fn permission_table() -> String {
             })
             .collect();
         out.push_str(&format!(
-            "| {} | `{}` | {} |\n",
+            "| {} | `{}` | {access} | {} |\n",
             p.method,
             p.path,
             cells.join(" | ")
@@ -458,6 +651,7 @@ mod tests {
             .collect();
         let mut perms: Vec<(String, String)> = super::PERMISSIONS
             .iter()
+            .filter(|p| p.via == super::Access::Token)
             .map(|p| (p.method.to_string(), p.path.to_string()))
             .collect();
         let doc = super::openapi_document();

@@ -20,7 +20,7 @@ use crate::review::{Decision, ReviewError};
 type Ctx = State<Arc<ApiContext>>;
 
 /// Run blocking ledger work off the runtime; a panic or join failure is a 500.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -28,11 +28,11 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
-fn review_error(e: ReviewError) -> ApiError {
+pub(crate) fn review_error(e: ReviewError) -> ApiError {
     let status = match &e {
         ReviewError::NotFound(_) => StatusCode::NOT_FOUND,
         ReviewError::Conflict(_) => StatusCode::CONFLICT,
@@ -47,8 +47,14 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("request body: {e}")))
 }
 
-/// Record that `p` read evidence of `case` (custody), before the answer leaves.
-fn record_read(ctx: &ApiContext, p: &Principal, case: &str, what: String) -> Result<(), ApiError> {
+/// Record that `p` read evidence of `case` (custody), before the answer leaves. The console
+/// calls this too, so a page and the API route showing the same evidence leave the same entry.
+pub(crate) fn record_read(
+    ctx: &ApiContext,
+    p: &Principal,
+    case: &str,
+    what: String,
+) -> Result<(), ApiError> {
     ctx.ev
         .record(&LedgerEntry::new(
             &p.actor(),
@@ -79,29 +85,12 @@ pub async fn submit(
     Extension(p): Extension<Principal>,
     body: axum::body::Bytes,
 ) -> Response {
-    if !ctx.allow_submission(&p) {
-        return error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many submissions from this token; try again in a minute",
-        )
-        .into_response();
-    }
     let body: SubmitBody = match json_body(&body) {
         Ok(b) => b,
         Err(r) => return r.into_response(),
     };
-    let ev = ctx.ev.clone();
-    let actor = p.actor();
-    let result = tokio::task::spawn_blocking(move || {
-        crate::intake::submit(&ev, &body.link, body.note.as_deref(), &actor)
-    })
-    .await;
-    match result {
-        Ok(Ok(sub)) => {
-            ctx.submitted.add(sub.group.clone());
-            if let Ok(Some(case)) = ctx.ev.state.case(&sub.case) {
-                ctx.capture.watch(case);
-            }
+    match submit_link(&ctx, &p, body.link, body.note).await {
+        Ok(sub) => {
             let status = if sub.new_case {
                 StatusCode::CREATED
             } else {
@@ -113,13 +102,45 @@ pub async fn submit(
             )
                 .into_response()
         }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Intake of one link for `p` (API and console): the per-token limit, the submission on
+/// record, then the group handed to capture.
+pub(crate) async fn submit_link(
+    ctx: &Arc<ApiContext>,
+    p: &Principal,
+    link: String,
+    note: Option<String>,
+) -> Result<crate::intake::Submission, ApiError> {
+    if !ctx.allow_submission(p) {
+        return Err(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many submissions from this token; try again in a minute",
+        ));
+    }
+    let ev = ctx.ev.clone();
+    let actor = p.actor();
+    let result = tokio::task::spawn_blocking(move || {
+        crate::intake::submit(&ev, &link, note.as_deref(), &actor)
+    })
+    .await;
+    match result {
+        Ok(Ok(sub)) => {
+            ctx.submitted.add(sub.group.clone());
+            if let Ok(Some(case)) = ctx.ev.state.case(&sub.case) {
+                ctx.capture.watch(case);
+            }
+            Ok(sub)
+        }
         Ok(Err(
             e @ (crate::intake::IntakeError::BadLink(_)
             | crate::intake::IntakeError::LinkTooLong(_)
             | crate::intake::IntakeError::NoteTooLong(_)),
-        )) => error(StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-        Ok(Err(e)) => internal(e).into_response(),
-        Err(e) => internal(e).into_response(),
+        )) => Err(error(StatusCode::BAD_REQUEST, e.to_string())),
+        Ok(Err(e)) => Err(internal(e)),
+        Err(e) => Err(internal(e)),
     }
 }
 
@@ -384,7 +405,46 @@ pub async fn packet_file(
     Extension(p): Extension<Principal>,
     Path((packet, name)): Path<(String, String)>,
 ) -> Response {
-    let result = blocking(move || {
+    match read_packet_file(ctx, p, packet, name).await {
+        Ok(file) => file.into_response(),
+        Err(r) => r.into_response(),
+    }
+}
+
+/// One packet file as read by `p`: custody entry first, then the decrypted bytes.
+pub(crate) struct PacketFile {
+    pub media_type: String,
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+impl IntoResponse for PacketFile {
+    fn into_response(self) -> Response {
+        (
+            [
+                (header::CONTENT_TYPE, self.media_type),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"{}\"",
+                        crate::filing::sanitise_attachment_name(&self.name, 0)
+                    ),
+                ),
+            ],
+            self.bytes,
+        )
+            .into_response()
+    }
+}
+
+/// Read a packet file for `p` (API and console), recording the read before the bytes leave.
+pub(crate) async fn read_packet_file(
+    ctx: Arc<ApiContext>,
+    p: Principal,
+    packet: String,
+    name: String,
+) -> Result<PacketFile, ApiError> {
+    blocking(move || {
         let view = ctx
             .ev
             .state
@@ -399,26 +459,13 @@ pub async fn packet_file(
         })?;
         record_read(&ctx, &p, &view.case, format!("packet {packet} file {name}"))?;
         let bytes = ctx.ev.blobs.get(&file.blob.sha256).map_err(internal)?;
-        Ok((file.blob.media_type.clone(), name, bytes))
-    })
-    .await;
-    match result {
-        Ok((media_type, name, bytes)) => (
-            [
-                (header::CONTENT_TYPE, media_type),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!(
-                        "attachment; filename=\"{}\"",
-                        crate::filing::sanitise_attachment_name(&name, 0)
-                    ),
-                ),
-            ],
+        Ok(PacketFile {
+            media_type: file.blob.media_type.clone(),
+            name,
             bytes,
-        )
-            .into_response(),
-        Err(r) => r.into_response(),
-    }
+        })
+    })
+    .await
 }
 
 pub async fn refile(State(ctx): Ctx, Path(packet): Path<String>) -> Response {

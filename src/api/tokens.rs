@@ -170,11 +170,8 @@ impl TokenStore {
         self.write(&all)
     }
 
-    /// The principal a bearer token stands for, if it is a live token.
-    pub fn lookup(&self, token: &str) -> Option<Principal> {
-        if token.is_empty() || token.len() > 200 {
-            return None;
-        }
+    /// The cached records, re-read first when the file changed on disk.
+    fn current(&self) -> std::sync::MutexGuard<'_, (Option<SystemTime>, Vec<TokenRecord>)> {
         let modified = std::fs::metadata(&self.path)
             .and_then(|m| m.modified())
             .ok();
@@ -185,6 +182,21 @@ impl TokenStore {
                 Err(e) => tracing::warn!("token store unreadable, refusing tokens: {e}"),
             }
         }
+        cache
+    }
+
+    /// Whether the token with this id exists and is not revoked (the console re-checks its
+    /// sessions' tokens with this, so a revocation also ends a logged-in session).
+    pub fn is_live(&self, id: &str) -> bool {
+        self.current().1.iter().any(|r| !r.revoked && r.id == id)
+    }
+
+    /// The principal a bearer token stands for, if it is a live token.
+    pub fn lookup(&self, token: &str) -> Option<Principal> {
+        if token.is_empty() || token.len() > 200 {
+            return None;
+        }
+        let cache = self.current();
         let sha = digest(token);
         cache
             .1
@@ -212,12 +224,14 @@ mod tests {
         let p = store.lookup(&token).unwrap();
         assert_eq!((p.owner.as_str(), p.role), ("alice", Role::Moderator));
         assert_eq!(p.actor(), "moderator:alice");
+        assert!(store.is_live(&rec.id));
         assert!(store.lookup("lw_moderator_00").is_none());
         assert!(store.lookup("").is_none());
         // Another handle on the same file sees the revocation.
         TokenStore::new(dir.path()).revoke(&rec.id).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert!(store.lookup(&token).is_none());
+        assert!(!store.is_live(&rec.id));
         assert!(matches!(
             store.create(Role::Admin, "a b"),
             Err(TokenError::BadOwner)

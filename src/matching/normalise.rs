@@ -42,12 +42,10 @@ pub fn half_width(s: &str) -> Cow<'_, str> {
     }
 }
 
-
 /// Separators that may appear inside a written phone number.
 fn is_phone_separator(c: char) -> bool {
     matches!(c, ' ' | '-' | '\t' | '(' | ')' | '.' | '\u{a0}' | '_' | '/')
 }
-
 
 /// A full phone as 11 ASCII digits, without allocating (the import calls this per record).
 pub fn phone_digits(s: &str) -> Option<[u8; 11]> {

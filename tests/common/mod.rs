@@ -4,6 +4,7 @@
 
 pub mod fake_tg;
 pub mod tsa;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
