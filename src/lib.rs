@@ -9,12 +9,14 @@
 //! - [`blobs`]: content-addressed, encrypted storage for raw captured bytes.
 //! - [`state`]: sled views (cases, groups, captures) rebuilt from the ledger on demand.
 //! - [`evidence`]: opens the three above together from a data root.
+//! - [`bundle`]: evidence bundles for police and courts (export), and their offline verifier.
 //! - [`bench`]: the measurements behind `leakwatch bench`.
 
 pub mod adapters;
 pub mod api;
 pub mod bench;
 pub mod blobs;
+pub mod bundle;
 pub mod capture;
 pub mod config;
 pub mod durable;
