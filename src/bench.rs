@@ -544,3 +544,203 @@ pub async fn api_load(
         rss_end,
     })
 }
+
+/// `bench verify`: bundle verification throughput against `openssl dgst -sha256` over the
+/// same files, unpacked, in the same run.
+#[derive(Debug, Clone)]
+pub struct VerifyFigures {
+    /// Uncompressed bytes in the bundle (what both sides hash).
+    pub bytes: u64,
+    pub files: usize,
+    pub blobs: usize,
+    pub entries: u64,
+    /// Hashing threads `bundle verify` used by default.
+    pub threads: usize,
+    /// Best of two warm runs each.
+    pub ours: Duration,
+    pub ours_one_thread: Duration,
+    /// `None` when openssl is not installed.
+    pub openssl: Option<Duration>,
+}
+
+/// Fills `buf` with xorshift noise (incompressible, fast, no RNG crate in the hot loop).
+fn fill_noise(buf: &mut [u8], seed: &mut u64) {
+    for chunk in buf.chunks_mut(8) {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let bytes = seed.to_le_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+}
+
+/// Builds a case whose blobs add up to `size_mb` MB in a fresh data root under `dir`, exports
+/// it, unpacks it, then times `bundle verify` (default threads and one thread) and
+/// `openssl dgst -sha256` on the unpacked files, warm, best of two each. Removes `dir`.
+pub fn verify(
+    dir: &Path,
+    size_mb: u64,
+    progress: &dyn Fn(u64, u64),
+) -> Result<VerifyFigures, String> {
+    use crate::bundle::{ExportOptions, Limits, VerifyOptions};
+    use crate::ledger::entry::{BlobRef, CaptureRecord};
+
+    let work = dir.join("verify-bench");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let result = (|| -> Result<VerifyFigures, String> {
+        let total = size_mb.saturating_mul(1_000_000);
+        let chunk = (total / 32).clamp(64 << 10, 32 << 20);
+        let mut config = bench_config(&work.join("evidence")).map_err(|e| e.to_string())?;
+        config.blobs.max_bytes = config.blobs.max_bytes.max(chunk + 1);
+        let ev = crate::evidence::Evidence::open(&config, &|_, _| {}).map_err(|e| e.to_string())?;
+        let case = "BENCH-1";
+        let record = |body: EntryBody| {
+            ev.record(&LedgerEntry::new("bench", body))
+                .map_err(|e| e.to_string())
+        };
+        record(EntryBody::CaseOpened {
+            case: case.into(),
+            platform: "qq".into(),
+            group_id: "800000001".into(),
+            link: "qq:800000001".into(),
+            note: Some("bench verify".into()),
+        })?;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut buf = vec![0u8; chunk as usize];
+        let mut made = 0u64;
+        let mut n = 0u64;
+        while made < total {
+            let len = chunk.min(total - made) as usize;
+            fill_noise(&mut buf[..len], &mut seed);
+            let put = |bytes: &[u8], media: &str| -> Result<BlobRef, String> {
+                Ok(BlobRef {
+                    sha256: ev.blobs.put(bytes).map_err(|e| e.to_string())?,
+                    size: bytes.len() as u64,
+                    media_type: media.into(),
+                    pii: false,
+                })
+            };
+            let file = put(&buf[..len], "application/octet-stream")?;
+            let raw_json =
+                format!("{{\"message_id\":{n},\"message\":\"[CQ:file,file=data-{n}.bin]\"}}");
+            let raw = put(raw_json.as_bytes(), "application/json")?;
+            record(EntryBody::Captured(Box::new(CaptureRecord {
+                case: case.into(),
+                platform: "qq".into(),
+                group_id: "800000001".into(),
+                group_name: Some("bench".into()),
+                message_id: n.to_string(),
+                message_seq: Some(n as i64),
+                sender_id: Some("2100000001".into()),
+                sender_nickname: None,
+                sender_card: None,
+                posted_at: None,
+                captured_at: crate::ledger::entry::timestamp(chrono::Utc::now()),
+                adapter: "bench".into(),
+                leakwatch_version: crate::VERSION.into(),
+                account: "10001".into(),
+                raw,
+                media: vec![file],
+            })))?;
+            made += len as u64;
+            n += 1;
+            progress(made, total.saturating_mul(2));
+        }
+        let zip = work.join("bench.zip");
+        let opts = ExportOptions {
+            actor: "bench".into(),
+            purpose: Some("bench verify".into()),
+            include_pii: true,
+        };
+        let exported = crate::bundle::export(&ev, case, &zip, &opts, &|done, all| {
+            progress(total + done * total / all.max(1), total.saturating_mul(2))
+        })
+        .map_err(|e| e.to_string())?;
+        drop(ev);
+        // The data root is no longer needed: free its space before unpacking.
+        let _ = std::fs::remove_dir_all(work.join("evidence"));
+        let unpacked = work.join("unpacked");
+        crate::bundle::extract_to(&zip, &unpacked, Limits::default()).map_err(|e| e.to_string())?;
+        let mut files: Vec<String> = Vec::new();
+        let mut stack = vec![unpacked.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).map_err(|e| e.to_string())?.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if let Ok(rel) = p.strip_prefix(&unpacked) {
+                    files.push(rel.display().to_string());
+                }
+            }
+        }
+        files.sort();
+        let bytes: u64 = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(unpacked.join(f)).ok())
+            .map(|m| m.len())
+            .sum();
+
+        let ours = |threads: usize| -> Result<Duration, String> {
+            let start = Instant::now();
+            let report = crate::bundle::verify_bundle(
+                &zip,
+                &VerifyOptions {
+                    threads,
+                    ..VerifyOptions::default()
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            let took = start.elapsed();
+            if !report.ok {
+                return Err(format!(
+                    "the generated bundle does not verify: {}",
+                    report
+                        .problems
+                        .first()
+                        .map(|p| p.to_string())
+                        .unwrap_or_default()
+                ));
+            }
+            Ok(took)
+        };
+        let openssl = || -> Option<Duration> {
+            let start = Instant::now();
+            let out = std::process::Command::new("openssl")
+                .args(["dgst", "-sha256", "-r"])
+                .args(&files)
+                .current_dir(&unpacked)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .ok()?;
+            out.success().then(|| start.elapsed())
+        };
+        let mut best = [Duration::MAX; 3];
+        let mut have_openssl = true;
+        for _ in 0..2 {
+            if let Some(t) = openssl() {
+                best[0] = best[0].min(t);
+            } else {
+                have_openssl = false;
+            }
+            best[1] = best[1].min(ours(0)?);
+            best[2] = best[2].min(ours(1)?);
+        }
+        Ok(VerifyFigures {
+            bytes,
+            files: files.len(),
+            blobs: exported.blobs,
+            entries: exported.entries,
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .min(4),
+            ours: best[1],
+            ours_one_thread: best[2],
+            openssl: have_openssl.then_some(best[0]),
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_dir(dir);
+    result
+}

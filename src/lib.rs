@@ -11,12 +11,14 @@
 //! - [`evidence`]: opens the three above together from a data root.
 //! - [`adapters`]: the way into groups — QQ through OneBot v11, Telegram as a Bot API bot.
 //! - [`staffbot`]: a Telegram bot for staff: submit groups, review cards, alerts.
+//! - [`bundle`]: evidence bundles for police and courts (export), and their offline verifier.
 //! - [`bench`]: the measurements behind `leakwatch bench`.
 
 pub mod adapters;
 pub mod api;
 pub mod bench;
 pub mod blobs;
+pub mod bundle;
 pub mod capture;
 pub mod config;
 pub mod durable;

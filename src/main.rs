@@ -90,6 +90,9 @@ enum Command {
     /// Packets built from approved findings.
     #[command(subcommand)]
     Packet(PacketCommand),
+    /// Evidence bundles for police and courts: export a case, verify a bundle offline.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
     /// Administrative tasks.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -130,6 +133,56 @@ enum LedgerCommand {
         /// Store a blob and reference it in every Nth entry (0: never).
         #[arg(long, default_value_t = 10)]
         blob_every: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum BundleCommand {
+    /// Write a case's entries, proofs, checkpoints, time-stamps, blobs and custody log into a
+    /// zip anyone can verify; the export is recorded in the ledger.
+    Export {
+        case: String,
+        /// The zip to write (never overwritten).
+        #[arg(short = 'o', long = "output", value_name = "FILE.zip")]
+        output: PathBuf,
+        /// Who exports (recorded as `cli:NAME`; default: $USER).
+        #[arg(long, value_name = "NAME")]
+        actor: Option<String>,
+        /// Why the bundle is made (recorded in the manifest and the ledger).
+        #[arg(long, value_name = "TEXT")]
+        purpose: Option<String>,
+        /// Include blobs holding victims' personal data (sample rows, their messages and
+        /// files); by default they are listed as withheld with their hashes.
+        #[arg(long)]
+        include_pii: bool,
+    },
+    /// Check a bundle offline: every hash, inclusion and consistency proof, the checkpoint
+    /// signature, the time-stamp tokens, and every referenced blob. Exit 0 only if all hold.
+    Verify {
+        file: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// The log key the checkpoints must be signed with: a `.vkey` file or the key itself
+        /// (`name+keyid+base64`).
+        #[arg(long, value_name = "VKEY")]
+        log_key: Option<String>,
+        /// A TSA root certificate (PEM or DER) the time-stamp tokens must chain to; repeatable.
+        #[arg(long, value_name = "FILE")]
+        tsa_root: Vec<PathBuf>,
+        /// A checkpoint (signed note) obtained elsewhere; the bundle's checkpoint of the same
+        /// size must have the same root (fork detection); repeatable.
+        #[arg(long, value_name = "FILE")]
+        known_checkpoint: Vec<PathBuf>,
+        /// Refuse zips with more members than this.
+        #[arg(long, default_value_t = leakwatch::bundle::DEFAULT_MAX_FILES)]
+        max_files: usize,
+        /// Refuse zips whose members add up to more uncompressed bytes than this.
+        #[arg(long, default_value_t = leakwatch::bundle::DEFAULT_MAX_BYTES)]
+        max_bytes: u64,
+        /// Threads hashing blobs (0: one per core, up to 4).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
 }
 
@@ -230,6 +283,16 @@ enum BenchCommand {
         #[arg(long, default_value_t = 20_000)]
         rows: usize,
     },
+    /// Bundle verification throughput (MB/s) on a generated bundle, against `openssl dgst
+    /// -sha256` over the same files unpacked, in the same run.
+    Verify {
+        /// Size of the generated bundle's blobs, in MB.
+        #[arg(long, default_value_t = 1024)]
+        size_mb: u64,
+        /// Scratch directory (default: <data_root>/bench-tmp); removed afterwards.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Durable appends per second (group commit vs one fsync per append) and hashing MB/s.
     Ingest {
         /// Entries to append with group commit (a tenth of that with one fsync each).
@@ -315,6 +378,7 @@ fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::Ledger(cmd) => ledger_command(&config, cmd),
+        Command::Bundle(cmd) => bundle_command(&config, cmd),
         Command::Admin(cmd) => admin_command(&config, cmd),
         Command::Packet(cmd) => packet_command(&config, cmd),
         Command::Bench(cmd) => bench_command(&config, cmd),
@@ -661,6 +725,195 @@ fn ledger_command(config: &Config, cmd: LedgerCommand) -> Result<()> {
             blob_every,
         } => append_synthetic(config, count, threads.max(1), blob_every),
     }
+}
+
+fn bundle_command(config: &Config, cmd: BundleCommand) -> Result<()> {
+    match cmd {
+        BundleCommand::Export {
+            case,
+            output,
+            actor,
+            purpose,
+            include_pii,
+        } => {
+            let name = actor
+                .or_else(|| std::env::var("USER").ok())
+                .filter(|n| !n.trim().is_empty());
+            let actor = match name {
+                Some(n) => format!("cli:{}", n.trim()),
+                None => "cli".to_string(),
+            };
+            if output.exists() {
+                bail!(
+                    "{}: already exists; choose another name (a bundle is never overwritten)",
+                    output.display()
+                );
+            }
+            let ev = match Evidence::open(config, &|_, _| {}) {
+                Ok(ev) => ev,
+                Err(leakwatch::evidence::EvidenceError::Ledger(
+                    leakwatch::ledger::LedgerError::Locked { path },
+                )) => bail!(
+                    "{path}: the ledger is held by a running leakwatch server; stop it to export a bundle (the export must be recorded in the ledger; exporting through the server's API comes later)"
+                ),
+                Err(e) => return Err(e.into()),
+            };
+            let opts = leakwatch::bundle::ExportOptions {
+                actor,
+                purpose,
+                include_pii,
+            };
+            let report = with_progress("exporting", |p| {
+                leakwatch::bundle::export(&ev, &case, &output, &opts, p)
+            })?;
+            println!(
+                "bundle {}: case {case}, {} entries, {} blobs ({} withheld), {} time-stamp{}, checkpoint {}{}",
+                report.path.display(),
+                report.entries,
+                report.blobs,
+                report.withheld,
+                report.timestamps,
+                if report.timestamps == 1 { "" } else { "s" },
+                report.checkpoint_size,
+                if report.fresh_checkpoint {
+                    " (signed for this bundle)"
+                } else {
+                    ""
+                }
+            );
+            println!(
+                "  {} files, {} bytes, sha256 {}",
+                report.files, report.bytes, report.sha256
+            );
+            println!(
+                "  bundle id {}; recorded as ledger entry {}",
+                report.bundle_id, report.custody_index
+            );
+            if report.files > leakwatch::bundle::DEFAULT_MAX_FILES {
+                println!(
+                    "  note: more files than a verifier accepts by default; verify with --max-files {}",
+                    report.files
+                );
+            }
+            Ok(())
+        }
+        BundleCommand::Verify {
+            file,
+            json,
+            log_key,
+            tsa_root,
+            known_checkpoint,
+            max_files,
+            max_bytes,
+            threads,
+        } => {
+            let log_key = match log_key {
+                None => None,
+                Some(k) => {
+                    let text = if Path::new(&k).exists() {
+                        std::fs::read_to_string(&k)
+                            .with_context(|| format!("--log-key {k}: cannot read"))?
+                    } else {
+                        k.clone()
+                    };
+                    Some(
+                        leakwatch::ledger::checkpoint::NoteVerifier::parse(text.trim())
+                            .with_context(|| format!("--log-key {k}: not a verifier key"))?,
+                    )
+                }
+            };
+            let mut tsa_roots = Vec::new();
+            for path in &tsa_root {
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("--tsa-root {}: cannot read", path.display()))?;
+                tsa_roots.extend(
+                    certificates_from(&bytes).with_context(|| {
+                        format!("--tsa-root {}: no certificate", path.display())
+                    })?,
+                );
+            }
+            let mut known = Vec::new();
+            for path in &known_checkpoint {
+                known.push(std::fs::read_to_string(path).with_context(|| {
+                    format!("--known-checkpoint {}: cannot read", path.display())
+                })?);
+            }
+            let opts = leakwatch::bundle::VerifyOptions {
+                limits: leakwatch::bundle::Limits {
+                    max_files,
+                    max_bytes,
+                },
+                log_key,
+                tsa_roots,
+                known_checkpoints: known,
+                threads,
+            };
+            let result = with_progress("verifying", |p| {
+                leakwatch::bundle::verify_bundle_with_progress(&file, &opts, p)
+            });
+            let report = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({"ok": false, "refused": e.to_string()})
+                        );
+                    }
+                    return Err(e.into());
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render(&file));
+            }
+            if !report.ok {
+                let first = report
+                    .problems
+                    .first()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                bail!(
+                    "{}: verification failed: {} problem{} (first: {first})",
+                    file.display(),
+                    report.problems.len(),
+                    if report.problems.len() == 1 { "" } else { "s" }
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// DER certificates from a PEM file (every CERTIFICATE block) or a DER file.
+fn certificates_from(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+    if let Ok(text) = std::str::from_utf8(bytes)
+        && text.contains("-----BEGIN")
+    {
+        let mut out = Vec::new();
+        let mut body: Option<String> = None;
+        for line in text.lines() {
+            let line = line.trim();
+            if line == "-----BEGIN CERTIFICATE-----" {
+                body = Some(String::new());
+            } else if line == "-----END CERTIFICATE-----" {
+                if let Some(b) = body.take() {
+                    out.push(base64::engine::general_purpose::STANDARD.decode(b)?);
+                }
+            } else if let Some(b) = &mut body {
+                b.push_str(line);
+            }
+        }
+        if out.is_empty() {
+            bail!("no CERTIFICATE block in the PEM text");
+        }
+        return Ok(out);
+    }
+    if bytes.first() == Some(&0x30) {
+        return Ok(vec![bytes.to_vec()]);
+    }
+    bail!("neither PEM nor DER")
 }
 
 fn summary(body: &EntryBody) -> String {
@@ -1062,6 +1315,48 @@ fn bench_command(config: &Config, cmd: BenchCommand) -> Result<()> {
             println!("extraction ({} rows)", f.rows);
             println!("  from text           : {:>10.0} rows/s", f.text_rows_per_s);
             println!("  from xlsx           : {:>10.0} rows/s", f.xlsx_rows_per_s);
+            Ok(())
+        }
+        BenchCommand::Verify { size_mb, dir } => {
+            if size_mb == 0 {
+                bail!("--size-mb must be at least 1");
+            }
+            let dir = dir.unwrap_or_else(|| config.data_root.join("bench-tmp"));
+            let f = with_progress("building the bundle", |p| {
+                leakwatch::bench::verify(&dir, size_mb, p)
+            })
+            .map_err(|e| anyhow::anyhow!(e))?;
+            let mb = f.bytes as f64 / 1e6;
+            let rate = |d: std::time::Duration| mb / d.as_secs_f64().max(1e-9);
+            println!(
+                "bundle verify ({:.0} MB in {} files: {} blobs, {} entries)",
+                mb, f.files, f.blobs, f.entries
+            );
+            println!(
+                "  leakwatch bundle verify : {:>8.0} MB/s ({:.2?}, {} hashing threads)",
+                rate(f.ours),
+                f.ours,
+                f.threads
+            );
+            println!(
+                "  same, one thread        : {:>8.0} MB/s ({:.2?})",
+                rate(f.ours_one_thread),
+                f.ours_one_thread
+            );
+            match f.openssl {
+                Some(t) => {
+                    println!(
+                        "  openssl dgst -sha256    : {:>8.0} MB/s ({t:.2?}, the same files unpacked)",
+                        rate(t)
+                    );
+                    println!(
+                        "  ratio                   : {:>8.2} ({:.2} with one thread)",
+                        rate(f.ours) / rate(t),
+                        rate(f.ours_one_thread) / rate(t)
+                    );
+                }
+                None => println!("  openssl dgst -sha256    : not run (openssl not found)"),
+            }
             Ok(())
         }
         BenchCommand::Ingest {
