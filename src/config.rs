@@ -627,6 +627,10 @@ impl Config {
     pub fn keys_dir(&self) -> PathBuf {
         self.data_root.join("keys")
     }
+    /// Where bundles exported through the API, the console and police packets are kept.
+    pub fn bundles_dir(&self) -> PathBuf {
+        self.data_root.join("bundles")
+    }
     pub fn data_key_file(&self) -> PathBuf {
         self.data_root.join(&self.blobs.key_file)
     }

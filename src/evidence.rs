@@ -32,6 +32,8 @@ pub struct Evidence {
     pub rebuilt: Option<RebuildReason>,
     /// Serialises applying entries to the state, so it always applies them in ledger order.
     apply_lock: std::sync::Mutex<()>,
+    /// Where exported bundles are kept (`<data_root>/bundles`).
+    pub bundles_dir: std::path::PathBuf,
 }
 
 impl Evidence {
@@ -46,6 +48,7 @@ impl Evidence {
             state,
             rebuilt,
             apply_lock: std::sync::Mutex::new(()),
+            bundles_dir: config.bundles_dir(),
         })
     }
 

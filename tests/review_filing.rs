@@ -292,6 +292,71 @@ async fn approved_finding_is_filed_by_mail_and_webhook_and_the_group_is_tracked_
             pdf = Some(att.contents().to_vec());
         }
     }
+    // The police report names the evidence bundle exported with it; the bundle verifies.
+    let json_att = msg
+        .attachments()
+        .find(|a| a.attachment_name().is_some_and(|n| n.ends_with(".json")))
+        .unwrap();
+    let report: Value = serde_json::from_slice(json_att.contents()).unwrap();
+    let bundle_sha = report["evidence_bundle"]["bundle_sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(bundle_sha.len(), 64);
+    let bundles: Vec<std::path::PathBuf> = std::fs::read_dir(s.data_root().join("bundles"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let bundle = bundles
+        .iter()
+        .find(|p| sha256_hex(&std::fs::read(p).unwrap()) == bundle_sha)
+        .expect("the referenced bundle is kept");
+    let out = s.run(&["bundle", "verify", bundle.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Legal exports a bundle through the API (PII only for legal), and downloads it.
+    let (st, _) = api
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{}/bundle", police["case"].as_str().unwrap()),
+            &alice,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(st, 403, "moderators do not export bundles");
+    let (st, exp) = api
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{}/bundle", police["case"].as_str().unwrap()),
+            &legal,
+            Some(json!({"purpose": "court", "include_pii": false})),
+        )
+        .await;
+    assert_eq!(st, 201, "{exp}");
+    assert!(
+        exp["withheld"].as_u64().unwrap() > 0,
+        "PII withheld unless asked"
+    );
+    let zip = api
+        .client
+        .get(format!("{}{}", api.base, exp["download"].as_str().unwrap()))
+        .bearer_auth(&legal)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(sha256_hex(&zip), exp["sha256"].as_str().unwrap());
+    let (st, _) = api
+        .call("GET", "/api/v1/bundles/..%2Fkeys%2Fdata.key", &legal, None)
+        .await;
+    assert_eq!(st, 400, "only stored bundle names are served");
+
     let msg_id = police["filings"][0]["message_id"].as_str().unwrap();
     assert_eq!(
         msg.message_id().map(|m| format!("<{m}>")),

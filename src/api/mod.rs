@@ -327,6 +327,20 @@ pub const PERMISSIONS: &[Permission] = &[
         summary: "File a packet again after a failure",
     },
     Permission {
+        method: "POST",
+        path: "/api/v1/cases/{case}/bundle",
+        via: Access::Token,
+        roles: LEGAL,
+        summary: "Export the case's evidence bundle (PII included only for legal, on request); recorded",
+    },
+    Permission {
+        method: "GET",
+        path: "/api/v1/bundles/{name}",
+        via: Access::Token,
+        roles: LEGAL,
+        summary: "Download an exported bundle (recorded as a custody read)",
+    },
+    Permission {
         method: "GET",
         path: "/api/v1/records",
         via: Access::Token,
@@ -522,6 +536,8 @@ pub fn handlers() -> Vec<(&'static str, &'static str, MethodRouter<Arc<ApiContex
             get(packet_file),
         ),
         ("POST", "/api/v1/packets/{packet}/file", post(refile)),
+        ("POST", "/api/v1/cases/{case}/bundle", post(export_bundle)),
+        ("GET", "/api/v1/bundles/{name}", get(download_bundle)),
         ("GET", "/api/v1/records", get(records_status)),
     ]
 }

@@ -597,3 +597,115 @@ pub async fn records_status(State(ctx): Ctx) -> Response {
         Err(e) => internal(e).into_response(),
     }
 }
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct BundleBody {
+    #[serde(default)]
+    purpose: Option<String>,
+    #[serde(default)]
+    include_pii: bool,
+}
+
+/// Export a bundle for `actor` with role `role`: PII-bearing blobs go in only for legal, and
+/// only when asked (admins run the system; they do not hand victims' data on).
+pub(crate) fn export_for(
+    ctx: &ApiContext,
+    case: &str,
+    p: &Principal,
+    purpose: Option<String>,
+    include_pii: bool,
+) -> Result<crate::bundle::ExportReport, ApiError> {
+    if include_pii && p.role != super::tokens::Role::Legal {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            format!("role {} may not export PII; ask legal", p.role.as_str()),
+        ));
+    }
+    if ctx.ev.state.case(case).map_err(internal)?.is_none() {
+        return Err(error(StatusCode::NOT_FOUND, format!("no case {case}")));
+    }
+    let opts = crate::bundle::ExportOptions {
+        actor: p.actor(),
+        purpose,
+        include_pii,
+    };
+    crate::bundle::export_to_store(&ctx.ev, &ctx.config.bundles_dir(), case, &opts)
+        .map_err(internal)
+}
+
+pub async fn export_bundle(
+    State(ctx): Ctx,
+    Extension(p): Extension<Principal>,
+    Path(case): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let body: BundleBody = if body.is_empty() {
+        BundleBody::default()
+    } else {
+        match json_body(&body) {
+            Ok(b) => b,
+            Err(r) => return r.into_response(),
+        }
+    };
+    let result =
+        blocking(move || export_for(&ctx, &case, &p, body.purpose, body.include_pii)).await;
+    match result {
+        Ok(r) => {
+            let name = r
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (
+                StatusCode::CREATED,
+                Json(json!({
+                    "bundle_id": r.bundle_id,
+                    "sha256": r.sha256,
+                    "bytes": r.bytes,
+                    "entries": r.entries,
+                    "blobs": r.blobs,
+                    "withheld": r.withheld,
+                    "checkpoint_size": r.checkpoint_size,
+                    "download": format!("/api/v1/bundles/{name}"),
+                })),
+            )
+                .into_response()
+        }
+        Err(r) => r.into_response(),
+    }
+}
+
+pub async fn download_bundle(
+    State(ctx): Ctx,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Response {
+    let Some(case) = crate::bundle::case_of_stored_bundle(&name).map(str::to_string) else {
+        return error(StatusCode::BAD_REQUEST, "not a bundle name").into_response();
+    };
+    let result = blocking(move || {
+        let path = ctx.config.bundles_dir().join(&name);
+        if !path.is_file() {
+            return Err(error(StatusCode::NOT_FOUND, format!("no bundle {name}")));
+        }
+        record_read(&ctx, &p, &case, format!("bundle {name} downloaded"))?;
+        let bytes = std::fs::read(&path).map_err(internal)?;
+        Ok((name, bytes))
+    })
+    .await;
+    match result {
+        Ok((name, bytes)) => (
+            [
+                (header::CONTENT_TYPE, "application/zip".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}\""),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(r) => r.into_response(),
+    }
+}

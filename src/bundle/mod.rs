@@ -114,6 +114,42 @@ mod verify;
 mod tests;
 
 pub use export::{ExportOptions, ExportReport, export, pii_bearing_blobs};
+
+/// Export `case` into the data root's `bundles/` directory as `<case>-<UTC time>.zip` (the
+/// API, the console and police packets use this; the command line writes where it is told).
+pub fn export_to_store(
+    ev: &crate::evidence::Evidence,
+    bundles_dir: &std::path::Path,
+    case: &str,
+    opts: &ExportOptions,
+) -> Result<ExportReport, BundleError> {
+    crate::durable::create_dir_all_synced(bundles_dir).map_err(|e| BundleError::Io {
+        path: bundles_dir.display().to_string(),
+        source: e,
+    })?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    let out = bundles_dir.join(format!("{case}-{stamp}.zip"));
+    export(ev, case, &out, opts, &|_, _| {})
+}
+
+/// True for a file name `export_to_store` could have made (`C-<hex>-<stamp>.zip`): the only
+/// names the download routes accept, so a request can never name another path.
+pub fn is_stored_bundle_name(name: &str) -> bool {
+    name.len() <= 80
+        && name.starts_with("C-")
+        && name.ends_with(".zip")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+        && !name.contains("..")
+}
+
+/// The case a stored bundle belongs to (`C-<10 hex>`).
+pub fn case_of_stored_bundle(name: &str) -> Option<&str> {
+    is_stored_bundle_name(name)
+        .then(|| name.get(..12))
+        .flatten()
+}
 pub use format::{MANIFEST_FORMAT, MANIFEST_VERSION};
 pub use safezip::{DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, Limits};
 pub use verify::{

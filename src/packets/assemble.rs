@@ -45,6 +45,8 @@ pub enum AssembleError {
     Ledger(#[from] LedgerError),
     #[error("{0}")]
     Review(#[from] ReviewError),
+    #[error("evidence bundle for the police packet: {0}")]
+    Bundle(#[from] crate::bundle::BundleError),
 }
 
 /// Which packets a finding's status allows: takedown and breach notice after the first
@@ -120,7 +122,26 @@ pub fn build_and_record(
             return Ok(p);
         }
     }
-    let input = packet_input(ev, &f, cfg, None)?;
+    // The police get the evidence bundle with the packet: exported now (with the sample, as
+    // the police packet carries it anyway), referenced by checkpoint and SHA-256.
+    let bundle = if kind == PacketKind::Police {
+        let opts = crate::bundle::ExportOptions {
+            actor: actor.to_string(),
+            purpose: Some(format!("police report for finding {}", f.finding)),
+            include_pii: true,
+        };
+        let r = crate::bundle::export_to_store(ev, &ev.bundles_dir, &f.case, &opts)?;
+        let checkpoint = ev
+            .ledger
+            .checkpoints()?
+            .into_iter()
+            .find(|c| c.checkpoint.size == r.checkpoint_size)
+            .map(|c| c.checkpoint);
+        checkpoint.map(|c| (c, r.sha256))
+    } else {
+        None
+    };
+    let input = packet_input(ev, &f, cfg, bundle)?;
     let packet = build(kind, &input, &cfg.font)?;
     let mut files = Vec::with_capacity(packet.files.len());
     for file in &packet.files {

@@ -156,8 +156,23 @@ pub enum BundleExport {
 /// The one place the console asks for an evidence bundle of `case` on behalf of `actor`
 /// (`legal:lena`); runs off the async runtime. The bundle exporter is wired in here.
 pub fn bundle_export(api: &ApiContext, case: &str, actor: &str) -> BundleExport {
-    let _ = (api, case, actor);
-    BundleExport::Unavailable("evidence bundles are not available in this build".into())
+    let opts = crate::bundle::ExportOptions {
+        actor: actor.to_string(),
+        purpose: Some("downloaded from the web console".into()),
+        // The console exports without PII; legal asks the API for a PII bundle deliberately.
+        include_pii: false,
+    };
+    match crate::bundle::export_to_store(&api.ev, &api.config.bundles_dir(), case, &opts) {
+        Ok(r) => BundleExport::Zip {
+            file_name: r
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| format!("{case}.zip")),
+            path: r.path,
+        },
+        Err(e) => BundleExport::Unavailable(e.to_string()),
+    }
 }
 
 fn cookies(headers: &HeaderMap) -> Vec<(String, String)> {
