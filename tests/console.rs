@@ -451,6 +451,27 @@ async fn console_in_headless_chromium_intake_review_and_legal() {
         on_record["blob"]["sha256"].as_str().unwrap(),
         "the download is the packet file on record"
     );
+    // The evidence bundle behind the bundle link downloads and verifies offline.
+    let bundle_href = b
+        .attr(&b.wait("#bundle-link", 5).await, "href")
+        .await
+        .unwrap();
+    let r = raw
+        .get(format!("{base}{bundle_href}"))
+        .header(COOKIE, format!("lw_session={lena_cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{bundle_href}");
+    let zip = r.bytes().await.unwrap();
+    let zip_path = s.dir.path().join("console-bundle.zip");
+    std::fs::write(&zip_path, &zip).unwrap();
+    let out = s.run(&["bundle", "verify", zip_path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "downloaded bundle verifies: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     b.goto(&format!("{base}/ui/packets")).await;
     b.wait_page("packets", 10).await;
     assert!(b.body_text().await.contains("filed"));
