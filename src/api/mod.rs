@@ -159,6 +159,13 @@ pub const PERMISSIONS: &[Permission] = &[
         summary: "The unmasked sample, with a reason (recorded)",
     },
     Permission {
+        method: "POST",
+        path: "/api/v1/findings/{finding}/packets",
+        via: Access::Token,
+        roles: LEGAL,
+        summary: "Build the packets an approved finding allows that are not on record yet (normally done at approval)",
+    },
+    Permission {
         method: "GET",
         path: "/api/v1/packets",
         via: Access::Token,
@@ -528,6 +535,7 @@ pub fn handlers() -> Vec<(&'static str, &'static str, MethodRouter<Arc<ApiContex
         ("POST", "/api/v1/findings/{finding}/claim", post(claim)),
         ("POST", "/api/v1/findings/{finding}/decision", post(decide)),
         ("POST", "/api/v1/findings/{finding}/reveal", post(reveal)),
+        ("POST", "/api/v1/findings/{finding}/packets", post(build_packets)),
         ("GET", "/api/v1/packets", get(list_packets)),
         ("GET", "/api/v1/packets/{packet}", get(get_packet)),
         (

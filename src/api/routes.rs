@@ -709,3 +709,29 @@ pub async fn download_bundle(
         Err(r) => r.into_response(),
     }
 }
+
+pub async fn build_packets(
+    State(ctx): Ctx,
+    Extension(p): Extension<Principal>,
+    Path(finding): Path<String>,
+) -> Response {
+    let c = ctx.clone();
+    let result = blocking(move || {
+        use crate::packets::assemble::{AssembleError, build_due};
+        build_due(&c.ev, &finding, &c.config.packets, &p.actor()).map_err(|e| match e {
+            AssembleError::NotFound(_) => error(StatusCode::NOT_FOUND, e.to_string()),
+            AssembleError::NotApproved { .. } => error(StatusCode::CONFLICT, e.to_string()),
+            other => internal(other),
+        })
+    })
+    .await;
+    match result {
+        Ok(packets) => {
+            if !packets.is_empty() {
+                ctx.dispatcher.wake();
+            }
+            Json(json!({"packets": packets})).into_response()
+        }
+        Err(r) => r.into_response(),
+    }
+}
