@@ -127,18 +127,6 @@ fn names(report: &bundle::VerifyReport, file: &str) -> bool {
 
 // ----------------------------------------------------------------------- simulator run
 
-/// A child process that is killed if the test fails before stopping it.
-struct ChildGuard(std::process::Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 fn write_scenario(dir: &Path) -> PathBuf {
     let text = leakwatch::simulator::scenario::DEFAULT_SCENARIO
         .replace("messages = 40", "messages = 12")
@@ -172,7 +160,7 @@ async fn simulator_case_exported_and_checked_as_an_outsider_would_and_tamper_is_
         api = free_port(),
         tsa = tsa.url,
     ));
-    let mut serve = ChildGuard(
+    let mut serve = common::ChildGuard(
         s.cmd(&["serve"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{CACHE_CONTROL, CONTENT_DISPOSITION, COOKIE, LOCATION};
@@ -18,26 +18,6 @@ use sha2::{Digest, Sha256};
 
 use common::free_port;
 use common::webdriver::{Browser, ChromeDriver};
-
-/// `serve`, killed when the test ends however it ends.
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn create_token(s: &common::Scratch, role: &str, owner: &str) -> String {
-    let out = s.run(&["admin", "token", "create", "--role", role, "--owner", owner]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 async fn wait_for<T>(what: &str, secs: u64, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
@@ -183,11 +163,11 @@ async fn console_in_headless_chromium_intake_review_and_legal() {
         d2 = drop_dir.join("police"),
         d3 = drop_dir.join("breach_notice"),
     ));
-    let ivy = create_token(&s, "intake", "ivy");
-    let alice = create_token(&s, "moderator", "alice");
-    let bob = create_token(&s, "moderator", "bob");
-    let lena = create_token(&s, "legal", "lena");
-    let _serve = Serve(
+    let ivy = common::create_token(&s, "intake", "ivy");
+    let alice = common::create_token(&s, "moderator", "alice");
+    let bob = common::create_token(&s, "moderator", "bob");
+    let lena = common::create_token(&s, "legal", "lena");
+    let _serve = common::ChildGuard(
         s.cmd(&["serve"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -535,7 +535,11 @@ pub fn handlers() -> Vec<(&'static str, &'static str, MethodRouter<Arc<ApiContex
         ("POST", "/api/v1/findings/{finding}/claim", post(claim)),
         ("POST", "/api/v1/findings/{finding}/decision", post(decide)),
         ("POST", "/api/v1/findings/{finding}/reveal", post(reveal)),
-        ("POST", "/api/v1/findings/{finding}/packets", post(build_packets)),
+        (
+            "POST",
+            "/api/v1/findings/{finding}/packets",
+            post(build_packets),
+        ),
         ("GET", "/api/v1/packets", get(list_packets)),
         ("GET", "/api/v1/packets/{packet}", get(get_packet)),
         (

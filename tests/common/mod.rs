@@ -99,3 +99,29 @@ pub fn free_port() -> u16 {
         .expect("local address")
         .port()
 }
+
+/// A child process (usually `serve`) killed when the test ends, however it ends.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// `leakwatch admin token create`: the new token for `owner` with `role`.
+pub fn create_token(s: &Scratch, role: &str, owner: &str) -> String {
+    let out = s.run(&["admin", "token", "create", "--role", role, "--owner", owner]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("token is UTF-8")
+        .trim()
+        .to_string()
+}
