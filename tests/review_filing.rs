@@ -202,7 +202,11 @@ async fn approved_finding_is_filed_by_mail_and_webhook_and_the_group_is_tracked_
     // Alice cannot give the second approval herself.
     let (st, v) = api.call("POST", "/api/v1/review/next", &alice, None).await;
     assert_eq!(st, 200, "{v}");
-    assert_ne!(v["finding"]["finding"], fid.as_str(), "not her own approval again");
+    assert_ne!(
+        v["finding"]["finding"],
+        fid.as_str(),
+        "not her own approval again"
+    );
     let (st, _) = api
         .call(
             "POST",
