@@ -16,22 +16,7 @@ use reqwest::header::{CACHE_CONTROL, CONTENT_DISPOSITION, COOKIE, LOCATION};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use common::free_port;
 use common::webdriver::{Browser, ChromeDriver};
-
-async fn wait_for<T>(what: &str, secs: u64, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
 
 fn artifacts_dir() -> PathBuf {
     // CARGO_TARGET_TMPDIR is <target>/tmp; artifacts sit beside it.
@@ -141,28 +126,19 @@ async fn console_in_headless_chromium_intake_review_and_legal() {
     let started = Instant::now();
     let s0 = common::Scratch::new("");
     let drop_dir = s0.dir.path().join("drop");
-    let (sim_port, api_port) = (free_port(), free_port());
-    let scenario = leakwatch::simulator::scenario::DEFAULT_SCENARIO
-        .replace("messages = 40", "messages = 12")
-        .replace("rate_per_s = 2.0", "rate_per_s = 20.0")
-        .replace("orders = 3000", "orders = 600");
-    let scenario_path = s0.dir.path().join("scenario.toml");
-    std::fs::write(&scenario_path, scenario).unwrap();
-    let s = common::Scratch::new(&format!(
-        "checkpoint_interval_s = 5\n\
-         [[adapters.onebot]]\nname = \"qq\"\nmode = \"forward-ws\"\nurl = \"ws://127.0.0.1:{sim_port}/\"\naccess_token = \"t\"\nallow_private_media = true\nreconnect_max_ms = 500\n\
-         [capture]\njoin_retry_s = 1\n\
-         [api]\nlisten = \"127.0.0.1:{api_port}\"\n\
-         [simulator]\nenabled = true\nlisten = \"127.0.0.1:{sim_port}\"\ntoken = \"t\"\nsubmit_groups = true\nimport_records = true\nscenario = {scenario_path:?}\n\
-         [review]\nfour_eyes = true\n\
+    let (s, _sim_port, api_port) = common::simulator_scratch(
+        5,
+        &format!(
+            "[review]\nfour_eyes = true\n\
          [filing.retry]\nattempts = 2\ninitial_backoff_ms = 100\nmax_backoff_ms = 200\n\
          [[filing.routes]]\nkind = \"takedown\"\nchannel = \"file_drop\"\ndir = {d1:?}\n\
          [[filing.routes]]\nkind = \"police\"\nchannel = \"file_drop\"\ndir = {d2:?}\n\
          [[filing.routes]]\nkind = \"breach_notice\"\nchannel = \"file_drop\"\ndir = {d3:?}\n",
-        d1 = drop_dir.join("takedown"),
-        d2 = drop_dir.join("police"),
-        d3 = drop_dir.join("breach_notice"),
-    ));
+            d1 = drop_dir.join("takedown"),
+            d2 = drop_dir.join("police"),
+            d3 = drop_dir.join("breach_notice"),
+        ),
+    );
     let ivy = common::create_token(&s, "intake", "ivy");
     let alice = common::create_token(&s, "moderator", "alice");
     let bob = common::create_token(&s, "moderator", "bob");
@@ -186,7 +162,7 @@ async fn console_in_headless_chromium_intake_review_and_legal() {
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
-    wait_for("the server", 30, async || {
+    common::wait_for("the server", 30, async || {
         let r = raw.get(format!("{base}/healthz")).send().await.ok()?;
         r.status().is_success().then_some(())
     })
@@ -235,7 +211,7 @@ async fn console_in_headless_chromium_intake_review_and_legal() {
     logout(&b).await;
 
     // Findings arrive from the simulator's groups.
-    let queue = wait_for("two findings in the review queue", 120, async || {
+    let queue = common::wait_for("two findings in the review queue", 120, async || {
         let (st, v) = api.get("/api/v1/review/queue", &alice).await;
         let q = v["queue"].as_array()?.clone();
         (st == 200 && q.len() >= 2).then_some(q)
@@ -374,7 +350,7 @@ async fn console_in_headless_chromium_intake_review_and_legal() {
     logout(&b).await;
 
     // Legal: cases, the case with its packets, a packet file, the packets page.
-    let packets = wait_for("three packets filed", 60, async || {
+    let packets = common::wait_for("three packets filed", 60, async || {
         let (_, v) = api.get("/api/v1/packets", &lena).await;
         let list = v["packets"].as_array()?.clone();
         let mine: Vec<Value> = list

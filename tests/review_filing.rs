@@ -9,14 +9,11 @@ mod common;
 
 use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
 
 use leakwatch::filing::sink::{SmtpFault, SmtpSink, WebhookFault, WebhookSink};
 use mail_parser::MimeHeaders;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-
-use common::free_port;
 
 fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
@@ -57,20 +54,6 @@ impl Api {
     }
 }
 
-async fn wait_for<T>(what: &str, secs: u64, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approved_finding_is_filed_by_mail_and_webhook_and_the_group_is_tracked_down() {
     let smtp = SmtpSink::start("127.0.0.1:0".parse().unwrap(), None)
@@ -83,28 +66,19 @@ async fn approved_finding_is_filed_by_mail_and_webhook_and_the_group_is_tracked_
     let secret = s0.dir.path().join("hook.key");
     std::fs::write(&secret, "hook-secret\n").unwrap();
     let drop_dir = s0.dir.path().join("drop");
-    let (sim_port, api_port) = (free_port(), free_port());
-    let scenario = leakwatch::simulator::scenario::DEFAULT_SCENARIO
-        .replace("messages = 40", "messages = 12")
-        .replace("rate_per_s = 2.0", "rate_per_s = 20.0")
-        .replace("orders = 3000", "orders = 600");
-    let scenario_path = s0.dir.path().join("scenario.toml");
-    std::fs::write(&scenario_path, scenario).unwrap();
-    let s = common::Scratch::new(&format!(
-        "checkpoint_interval_s = 1\n\
-         [[adapters.onebot]]\nname = \"qq\"\nmode = \"forward-ws\"\nurl = \"ws://127.0.0.1:{sim_port}/\"\naccess_token = \"t\"\nallow_private_media = true\nreconnect_max_ms = 500\n\
-         [capture]\njoin_retry_s = 1\n\
-         [api]\nlisten = \"127.0.0.1:{api_port}\"\n\
-         [simulator]\nenabled = true\nlisten = \"127.0.0.1:{sim_port}\"\ntoken = \"t\"\nsubmit_groups = true\nimport_records = true\nscenario = {scenario_path:?}\n\
-         [review]\nfour_eyes = true\n\
+    let (s, sim_port, api_port) = common::simulator_scratch(
+        1,
+        &format!(
+            "[review]\nfour_eyes = true\n\
          [tracking]\nprobe_interval_s = 1\nescalate_after_days = 0.00003\n\
          [filing.retry]\nattempts = 3\ninitial_backoff_ms = 100\nmax_backoff_ms = 200\n\
          [[filing.routes]]\nkind = \"takedown\"\nchannel = \"webhook\"\nurl = {url:?}\nsecret_file = {secret:?}\ntimeout_ms = 5000\n\
          [[filing.routes]]\nkind = \"police\"\nchannel = \"smtp\"\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\nfrom = \"leakwatch@platform.example\"\nto = [\"cybercrime@police.example\"]\ntimeout_ms = 5000\n\
          [[filing.routes]]\nkind = \"breach_notice\"\nchannel = \"file_drop\"\ndir = {drop_dir:?}\n",
-        url = hook.url(),
-        smtp_port = smtp.addr().port(),
-    ));
+            url = hook.url(),
+            smtp_port = smtp.addr().port(),
+        ),
+    );
     let alice = common::create_token(&s, "moderator", "alice");
     let bob = common::create_token(&s, "moderator", "bob");
     let legal = common::create_token(&s, "legal", "lena");
@@ -121,7 +95,7 @@ async fn approved_finding_is_filed_by_mail_and_webhook_and_the_group_is_tracked_
     };
 
     // Capture → match → findings in the queue (the demo scenario's samples are real orders).
-    let queue = wait_for("findings in the review queue", 120, async || {
+    let queue = common::wait_for("findings in the review queue", 120, async || {
         let (st, v) = api.call("GET", "/api/v1/review/queue", &alice, None).await;
         let q = v["queue"].as_array()?.clone();
         (st == 200 && q.len() >= 3).then_some(q)
@@ -249,7 +223,7 @@ async fn approved_finding_is_filed_by_mail_and_webhook_and_the_group_is_tracked_
     assert!(out["packets"].as_array().unwrap().is_empty());
 
     // Everything approved is filed; nothing of the rejected finding is.
-    let packets = wait_for("all packets filed", 60, async || {
+    let packets = common::wait_for("all packets filed", 60, async || {
         let (_, v) = api.call("GET", "/api/v1/packets", &legal, None).await;
         let list = v["packets"].as_array()?.clone();
         (list.len() == 3 && list.iter().all(|p| p["filing_status"] == "filed")).then_some(list)
@@ -414,7 +388,7 @@ async fn approved_finding_is_filed_by_mail_and_webhook_and_the_group_is_tracked_
 
     // Still up shortly after the takedown (the test's escalation delay is ~2.6 s): tracking
     // raises a `takedown_ignored` finding for review, once.
-    let escalation = wait_for("a takedown_ignored finding", 60, async || {
+    let escalation = common::wait_for("a takedown_ignored finding", 60, async || {
         let (_, v) = api.call("GET", "/api/v1/review/queue", &alice, None).await;
         v["queue"]
             .as_array()?
@@ -440,7 +414,7 @@ async fn approved_finding_is_filed_by_mail_and_webhook_and_the_group_is_tracked_
         .await
         .unwrap();
     assert!(r.status().is_success());
-    let c = wait_for("tracking to record the group gone", 60, async || {
+    let c = common::wait_for("tracking to record the group gone", 60, async || {
         let (_, c) = api
             .call("GET", &format!("/api/v1/cases/{case}"), &legal, None)
             .await;

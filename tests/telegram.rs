@@ -15,7 +15,7 @@ use leakwatch::adapters::telegram::api::BotToken;
 use leakwatch::adapters::{ChatAdapter, GroupRef, GroupStatus, JoinOutcome, SubmittedGroups};
 use leakwatch::capture::{CaptureService, CaptureSettings};
 use leakwatch::evidence::Evidence;
-use leakwatch::ledger::entry::{BlobRef, CaptureRecord, EntryBody, LedgerEntry, timestamp};
+use leakwatch::ledger::entry::{CaptureRecord, EntryBody, LedgerEntry};
 use leakwatch::review::{Review, ReviewSettings};
 use leakwatch::staffbot::{StaffBot, StaffDeps};
 use serde_json::{Value, json};
@@ -349,94 +349,13 @@ async fn group_adapter_captures_what_submitted_groups_post_and_nothing_else() {
 
 /// A Telegram case with one captured sample that matched: returns (case id, finding id).
 fn seed_finding(ev: &Evidence, group: &str, customers: u64) -> (String, String) {
-    let group_ref = GroupRef::telegram(group);
-    let case = leakwatch::intake::case_id(&group_ref);
-    let record = |body| ev.record(&LedgerEntry::new("test", body)).unwrap();
-    if ev.state.case(&case).unwrap().is_none() {
-        record(EntryBody::CaseOpened {
-            case: case.clone(),
-            platform: "telegram".into(),
-            group_id: group.into(),
-            link: format!("https://t.me/{}", group.trim_start_matches('@')),
-            note: Some("张伟 13812345678 in a note must not leak either".into()),
-        });
-    }
-    let raw = br#"{"message":{"text":"sample"}}"#;
-    let raw_ref = BlobRef {
-        sha256: ev.blobs.put(raw).unwrap(),
-        size: raw.len() as u64,
-        media_type: "application/json".into(),
-        pii: true,
-    };
-    let capture = record(EntryBody::Captured(Box::new(CaptureRecord {
-        case: case.clone(),
-        platform: "telegram".into(),
-        group_id: group.into(),
-        group_name: Some("外卖数据".into()),
-        message_id: format!("{}", ev.ledger.size()),
-        message_seq: None,
-        sender_id: Some("777".into()),
-        sender_nickname: Some("seller".into()),
-        sender_card: None,
-        posted_at: None,
-        captured_at: timestamp(chrono::Utc::now()),
-        adapter: "test".into(),
-        leakwatch_version: "test".into(),
-        account: "111111".into(),
-        raw: raw_ref.clone(),
-        media: vec![],
-    })));
-    let rows = vec![leakwatch::extract::SampleRow {
-        name: Some("张伟".into()),
-        phone: Some("13812345678".into()),
-        address: Some("广东省深圳市南山区科技园8栋1203".into()),
-        province: Some("广东省".into()),
-        city: Some("深圳市".into()),
-        district: Some("南山区".into()),
-        order_time: Some("2026-01-02 12:30".into()),
-        ..Default::default()
-    }];
-    let bytes = serde_json::to_vec(&rows).unwrap();
-    let rows_ref = BlobRef {
-        sha256: ev.blobs.put(&bytes).unwrap(),
-        size: bytes.len() as u64,
-        media_type: "application/json".into(),
-        pii: true,
-    };
-    let extraction = record(EntryBody::Extracted {
-        case: case.clone(),
-        capture,
-        source: raw_ref.sha256,
-        extractor: "test".into(),
-        offer: Some(json!({"data_types": ["外卖"], "price_per_record_fen": 10})),
-        rows: 1,
-        rows_blob: Some(rows_ref.clone()),
-        notes: vec![],
-    });
-    let report = br#"{}"#;
-    let report_ref = BlobRef {
-        sha256: ev.blobs.put(report).unwrap(),
-        size: 2,
-        media_type: "application/json".into(),
-        pii: true,
-    };
-    let matched = record(EntryBody::Matched {
-        case: Some(case.clone()),
-        extraction: Some(extraction),
-        input: rows_ref.sha256,
-        source: "local".into(),
-        matcher: "test".into(),
-        rows_checked: 1,
-        rows_matched: 1,
-        distinct_customers: customers,
-        distinct_orders: customers,
-        first_order_at: None,
-        last_order_at: None,
-        canary_partners: vec![],
-        suspects: vec![],
-        report: report_ref,
-    });
-    (case, format!("F-{matched}"))
+    leakwatch::review::fixture::seed_finding_in(
+        ev,
+        &GroupRef::telegram(group),
+        Some("张伟 13812345678 in a note must not leak either"),
+        customers,
+    )
+    .unwrap()
 }
 
 /// What the staff bot sent to `chat`, in order.

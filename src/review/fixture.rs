@@ -4,21 +4,41 @@
 
 use chrono::Utc;
 
+use crate::adapters::{GroupRef, Platform};
 use crate::evidence::{Evidence, EvidenceError};
 use crate::extract::SampleRow;
 use crate::ledger::entry::{BlobRef, EntryBody, LedgerEntry, timestamp};
 
-/// A case with one captured sample that matched `customers` customers; returns the finding id.
+/// A QQ group's case with one captured sample that matched `customers` customers; returns the
+/// finding id.
 pub fn seed_finding(ev: &Evidence, group: &str, customers: u64) -> Result<String, EvidenceError> {
-    let case = format!("C-{group}");
+    seed_finding_in(ev, &GroupRef::qq(group), None, customers).map(|(_, f)| f)
+}
+
+/// The same for any group: the case (opened with `note` unless it exists) and the finding id.
+/// Each call adds a new captured message, so one case can carry several findings.
+pub fn seed_finding_in(
+    ev: &Evidence,
+    group: &GroupRef,
+    note: Option<&str>,
+    customers: u64,
+) -> Result<(String, String), EvidenceError> {
+    let case = crate::intake::case_id(group);
+    let platform = group.platform.to_string();
     let record = |body| ev.record(&LedgerEntry::new("test", body));
-    record(EntryBody::CaseOpened {
-        case: case.clone(),
-        platform: "qq".into(),
-        group_id: group.into(),
-        link: format!("qq:{group}"),
-        note: None,
-    })?;
+    if ev.state.case(&case)?.is_none() {
+        let link = match group.platform {
+            Platform::Telegram => format!("https://t.me/{}", group.id.trim_start_matches('@')),
+            Platform::Qq => format!("qq:{}", group.id),
+        };
+        record(EntryBody::CaseOpened {
+            case: case.clone(),
+            platform: platform.clone(),
+            group_id: group.id.clone(),
+            link,
+            note: note.map(str::to_string),
+        })?;
+    }
     let raw = br#"{"message":"sample"}"#;
     let raw_ref = BlobRef {
         sha256: ev.blobs.put(raw)?,
@@ -29,10 +49,10 @@ pub fn seed_finding(ev: &Evidence, group: &str, customers: u64) -> Result<String
     let capture = record(EntryBody::Captured(Box::new(
         crate::ledger::entry::CaptureRecord {
             case: case.clone(),
-            platform: "qq".into(),
-            group_id: group.into(),
+            platform,
+            group_id: group.id.clone(),
             group_name: Some("外卖数据".into()),
-            message_id: "1".into(),
+            message_id: ev.ledger.size().to_string(),
             message_seq: Some(1),
             sender_id: Some("20001".into()),
             sender_nickname: Some("seller".into()),
@@ -80,7 +100,7 @@ pub fn seed_finding(ev: &Evidence, group: &str, customers: u64) -> Result<String
         pii: true,
     };
     let matched = record(EntryBody::Matched {
-        case: Some(case),
+        case: Some(case.clone()),
         extraction: Some(extraction),
         input: rows_ref.sha256,
         source: "local".into(),
@@ -95,5 +115,5 @@ pub fn seed_finding(ev: &Evidence, group: &str, customers: u64) -> Result<String
         suspects: vec![],
         report: report_ref,
     })?;
-    Ok(format!("F-{matched}"))
+    Ok((case, format!("F-{matched}")))
 }

@@ -125,3 +125,47 @@ pub fn create_token(s: &Scratch, role: &str, owner: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// Poll `probe` every 250 ms until it yields a value; fail after `secs` naming `what`.
+pub async fn wait_for<T>(what: &str, secs: u64, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// A scratch for `serve` with the built-in simulator (both default groups, 12 messages each,
+/// posted fast, its orders imported as records) on free loopback ports, plus `extra` config.
+/// Returns the scratch, the simulator's port and the API's port.
+pub fn simulator_scratch(checkpoint_interval_s: u64, extra: &str) -> (Scratch, u16, u16) {
+    let (sim_port, api_port) = (free_port(), free_port());
+    let s = Scratch::new("");
+    let scenario = leakwatch::simulator::scenario::DEFAULT_SCENARIO
+        .replace("messages = 40", "messages = 12")
+        .replace("rate_per_s = 2.0", "rate_per_s = 20.0")
+        .replace("orders = 3000", "orders = 600");
+    let scenario_path = s.dir.path().join("scenario.toml");
+    std::fs::write(&scenario_path, scenario).expect("write scenario");
+    let data_root = s.data_root();
+    std::fs::write(
+        s.config_path(),
+        format!(
+            "data_root = {data_root:?}\n\
+             [ledger]\nsegment_max_bytes = 65536\ncheckpoint_interval_s = {checkpoint_interval_s}\n\
+             [[adapters.onebot]]\nname = \"qq\"\nmode = \"forward-ws\"\nurl = \"ws://127.0.0.1:{sim_port}/\"\naccess_token = \"t\"\nallow_private_media = true\nreconnect_max_ms = 500\n\
+             [capture]\njoin_retry_s = 1\n\
+             [api]\nlisten = \"127.0.0.1:{api_port}\"\n\
+             [simulator]\nenabled = true\nlisten = \"127.0.0.1:{sim_port}\"\ntoken = \"t\"\nsubmit_groups = true\nimport_records = true\nscenario = {scenario_path:?}\n\
+             {extra}\n"
+        ),
+    )
+    .expect("write config");
+    (s, sim_port, api_port)
+}
