@@ -98,6 +98,17 @@ impl Dispatcher {
             }
         };
         for p in packets {
+            // Settled packets cost nothing per sweep: no filers are built for them.
+            let refile = self
+                .refile
+                .lock()
+                .unwrap_or_else(|x| x.into_inner())
+                .contains(&p.packet_id);
+            match p.filing_status() {
+                "filed" => continue,
+                "failed" if !refile => continue,
+                _ => {}
+            }
             let me = self.clone();
             let id = p.packet_id.clone();
             if let Err(e) = tokio::task::spawn_blocking(move || me.file_packet(&p)).await {
