@@ -14,7 +14,7 @@
 //!
 //! # Chunk file
 //!
-//! A 16-byte preamble (`LWMCHK01`, version u32 = 2, section count u32), then `orders` u32,
+//! A 16-byte preamble (`LWMCHK01`, version u32 = 3, section count u32 = 18), then `orders` u32,
 //! reserved u32, `first_ref` u64, and a table of (offset u64, length u64) per section; all
 //! integers little-endian. Sections:
 //!
@@ -28,14 +28,36 @@
 //! | 13 | time | (city u32, created_at i64, merchant u32, rider u32, partner u32) sorted |
 //! | 14 | time fences | (city u32, created_at i64) of every 128th time entry |
 //! | 15 | dictionary | JSON array of the metadata strings this chunk introduced |
+//! | 16 | days | one 32-byte entry per (city, day) with orders, sorted by (city, day): city u32, orders u32, day i64 (UTC, `created_at` div 86400), first count u32, merchants u32, riders u32, partners u32 |
+//! | 17 | day counts | (actor id u32, orders u32) per (city, day) entry, from its first count on: its merchants, then riders, then partners, each in order of first appearance in the time section (id 0, no actor, is left out) |
 //!
 //! Metadata strings (city, merchant, rider, partner ids) are numbered in a dictionary global to
 //! the index: id 0 is the empty string, and each chunk lists the strings it added, in order,
 //! so opening replays the dictionary chunk by chunk. An order's global reference is the
 //! chunk's `first_ref` plus its position in the chunk.
 //!
-//! Lookups keep only the fences in memory and read one or two 1.5 KiB blocks per token with
-//! positional reads, so opening a 10M-order index is instant and its memory stays small.
+//! # Reading
+//!
+//! Every file is memory-mapped read-only when the index is opened (the soundness argument is
+//! at `map_file`); opening checks that each section lies inside its file and that the
+//! fixed-size sections have the sizes the order count implies, and every offset read from a
+//! record is checked against its section before use, so a damaged file gives a
+//! [`MatchError::Index`], never an out-of-bounds read. Only the fences, dictionaries and small
+//! tables are copied into memory, so opening a 10M-order index is instant and its heap stays
+//! small; the kernel's page cache holds the rest, and the pages a lookup touches count in the
+//! process's resident memory as file pages.
+//!
+//! A token lookup finds its block through the fences and reads one or two 1.5 KiB blocks;
+//! [`RecordSource::candidates`] then reads one forward record per candidate straight from the
+//! maps into a [`CandidateSet`] (no allocation or system call per order, on every core) and
+//! leaves the address tokens in the map, where the matcher reads them only for candidates
+//! whose city and district agree with a row; [`RecordSource::details`] reads order ids,
+//! metadata strings and access events only for the orders a check matched.
+//!
+//! Base counts ([`RecordSource::base_counts`]) add up the day sections for every whole UTC day
+//! inside the window and scan the time section only for the partial days at either end, so a
+//! long window costs one entry per actor and day instead of one per order. Both paths count
+//! exactly the same orders: the day sections are built from the time section at import.
 //!
 //! # Import pipeline
 //!
@@ -62,19 +84,19 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
+use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
 use super::blind::{Blinder, PieceHasher, TokenCache};
 use super::normalise;
 use super::records::{self, ColumnMap, RawBatch, RowReader, SourceInfo};
 use super::{
-    AccessEvent, ActorCount, BaseCounts, BlindKey, Candidate, MatchError, OrderTokens,
-    RecordSource, Token, TokenQuery,
+    AccessEvent, ActorCount, ActorRef, BaseCounts, BlindKey, Candidate, CandidateSet, MatchError,
+    OrderDetails, RecordSource, Token, TokenQuery, par_runs,
 };
 
 /// Rows per chunk by default: about 250 MB of index per chunk, built in memory.
@@ -96,8 +118,9 @@ pub const MAX_QUERY_TOKENS: usize = 100_000;
 /// Longest order id or metadata string accepted, in bytes.
 const MAX_META_BYTES: usize = 256;
 
-/// Version 2: the order-id hash became non-cryptographic (indexes of version 1 are refused).
-const FORMAT_VERSION: u32 = 2;
+/// Version 2: the order-id hash became non-cryptographic. Version 3: the day sections (per city
+/// and day actor counts, for base rates). Indexes of another version are refused.
+const FORMAT_VERSION: u32 = 3;
 const MANIFEST: &str = "manifest.json";
 const ACCESS_FILE: &str = "access.lwa";
 const CHUNK_MAGIC: &[u8; 8] = b"LWMCHK01";
@@ -112,6 +135,10 @@ const POSTING_SIZE: usize = 12;
 const TIME_SIZE: usize = 24;
 const TIME_FENCE_SIZE: usize = 12;
 const ACCESS_EVENT_SIZE: usize = 36;
+const DAY_SIZE: usize = 32;
+const DAY_COUNT_SIZE: usize = 8;
+/// The day of the day sections: UTC days, `created_at.div_euclid(DAY_SECS)`.
+const DAY_SECS: i64 = 86_400;
 
 // Section numbers of a chunk file.
 const S_FWD: usize = 0;
@@ -122,7 +149,9 @@ const S_FENCE: usize = 8; // 8..13
 const S_TIME: usize = 13;
 const S_TIME_FENCE: usize = 14;
 const S_DICT: usize = 15;
-const N_SECTIONS: usize = 16;
+const S_DAYS: usize = 16;
+const S_DAY_COUNTS: usize = 17;
+const N_SECTIONS: usize = 18;
 const CHUNK_HEADER: usize = 8 + 4 + 4 + 4 + 4 + 8 + N_SECTIONS * 16;
 
 // Posting kinds.
@@ -273,6 +302,17 @@ fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), MatchError> {
     let bytes = serde_json::to_vec_pretty(m)
         .map_err(|e| MatchError::Internal(format!("manifest serialisation: {e}")))?;
     write_atomic(dir, MANIFEST, |w| w.write_all(&bytes)).map(|_| ())
+}
+
+/// An index written by another version of the format: it has to be imported again.
+fn other_format(dir: &Path, found: u32) -> MatchError {
+    MatchError::index(
+        dir,
+        format!(
+            "index of format version {found}, this build reads version {FORMAT_VERSION}: \
+             import the records again into an empty directory"
+        ),
+    )
 }
 
 fn chunk_name(k: usize) -> String {
@@ -516,6 +556,7 @@ impl ChunkBuilder {
             .step_by(FENCE)
             .map(|e| (e.0, e.1))
             .collect();
+        let (days, day_counts) = day_sections(&self.time)?;
         let mut lens = [0u64; N_SECTIONS];
         lens[S_FWD] = self.fwd.len() as u64;
         lens[S_ADDR] = self.addr.len() as u64 * 4;
@@ -527,6 +568,8 @@ impl ChunkBuilder {
         lens[S_TIME] = (self.time.len() * TIME_SIZE) as u64;
         lens[S_TIME_FENCE] = (time_fences.len() * TIME_FENCE_SIZE) as u64;
         lens[S_DICT] = dict.len() as u64;
+        lens[S_DAYS] = days.len() as u64;
+        lens[S_DAY_COUNTS] = day_counts.len() as u64;
         let mut offs = [0u64; N_SECTIONS];
         let mut at = CHUNK_HEADER as u64;
         for k in 0..N_SECTIONS {
@@ -571,7 +614,9 @@ impl ChunkBuilder {
                 w.write_all(&city.to_le_bytes())?;
                 w.write_all(&at.to_le_bytes())?;
             }
-            w.write_all(&dict)
+            w.write_all(&dict)?;
+            w.write_all(&days)?;
+            w.write_all(&day_counts)
         })
     }
 }
@@ -614,7 +659,8 @@ struct PendingChunk {
     skipped: Vec<(u64, String)>,
 }
 
-/// The on-disk blind index, opened for lookups. Thread-safe: lookups are positional reads.
+/// The on-disk blind index, opened for lookups. Thread-safe: its files are memory-mapped
+/// read-only and lookups only read the maps.
 pub struct LocalIndex {
     dir: PathBuf,
     chunks: Vec<ChunkReader>,
@@ -636,75 +682,95 @@ impl std::fmt::Debug for LocalIndex {
 
 struct ChunkReader {
     path: PathBuf,
-    file: File,
+    map: Mmap,
     first_ref: u64,
     orders: u32,
-    sec: [(u64, u64); N_SECTIONS],
+    /// (offset, length) of each section, checked at open to lie inside the map.
+    sec: [(usize, usize); N_SECTIONS],
     fences: Vec<Vec<u64>>,
     time_fences: Vec<(u32, i64)>,
 }
 
 struct AccessReader {
-    path: PathBuf,
-    file: File,
-    events: u64,
-    sec: [(u64, u64); A_SECTIONS],
+    map: Mmap,
+    sec: [(usize, usize); A_SECTIONS],
     fences: Vec<u64>,
     actors: Vec<String>,
 }
 
+// Little-endian reads that never panic: a read outside the slice gives 0. Every caller has
+// checked its bounds already; this only keeps a bug from becoming a crash.
+fn le_bytes<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    at.checked_add(N)
+        .and_then(|end| b.get(at..end))
+        .and_then(|s| s.try_into().ok())
+        .unwrap_or([0u8; N])
+}
 fn le_u32(b: &[u8], at: usize) -> u32 {
-    let mut x = [0u8; 4];
-    x.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(x)
+    u32::from_le_bytes(le_bytes(b, at))
 }
 fn le_u64(b: &[u8], at: usize) -> u64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(x)
+    u64::from_le_bytes(le_bytes(b, at))
 }
 fn le_i64(b: &[u8], at: usize) -> i64 {
-    le_u64(b, at) as i64
+    i64::from_le_bytes(le_bytes(b, at))
 }
 fn le_u16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
+    u16::from_le_bytes(le_bytes(b, at))
 }
 
-fn read_at(file: &File, path: &Path, off: u64, len: u64) -> Result<Vec<u8>, MatchError> {
-    let len = usize::try_from(len).map_err(|_| MatchError::index(path, "section too large"))?;
-    let mut buf = vec![0u8; len];
-    file.read_exact_at(&mut buf, off)
-        .map_err(|e| MatchError::io(path, e))?;
-    Ok(buf)
+/// Maps an index file read-only, after checking it holds at least `min_len` bytes (and, when
+/// given, exactly the size the manifest recorded).
+fn map_file(path: &Path, min_len: usize, expect: Option<u64>) -> Result<Mmap, MatchError> {
+    let file = File::open(path).map_err(|e| MatchError::io(path, e))?;
+    let size = file.metadata().map_err(|e| MatchError::io(path, e))?.len();
+    if let Some(expect) = expect
+        && size != expect
+    {
+        return Err(MatchError::index(
+            path,
+            format!("size {size} differs from the manifest's {expect}"),
+        ));
+    }
+    if size < min_len as u64 {
+        return Err(MatchError::index(path, "file too short"));
+    }
+    // SAFETY: a map is sound as long as nobody modifies the file while it is mapped. Index
+    // files are written once, to a temp file that is fsynced and then renamed into place
+    // (`write_atomic`), and never opened for writing again: an import refuses a directory
+    // holding another index, a resumed import deletes only files the manifest does not list
+    // (unlinking leaves a mapped inode intact), and a new access log is renamed over the old
+    // one, which replaces the name, not the mapped inode. The map is read-only and every
+    // offset read from the file is checked against the section bounds before use, so a
+    // damaged file gives an error, not an out-of-bounds read.
+    unsafe { Mmap::map(&file) }.map_err(|e| MatchError::io(path, e))
 }
 
-/// A file's head bytes and its section table: (offset, length) per section.
-type Sections<const N: usize> = (Vec<u8>, [(u64, u64); N]);
-
-/// Reads and checks a file's section table. `header` is the fixed part before the table.
+/// Checks a mapped file's preamble and section table; returns (offset, length) per section,
+/// each inside the file. `header` is the fixed part before the table.
 fn read_sections<const N: usize>(
-    file: &File,
+    b: &[u8],
     path: &Path,
     magic: &[u8; 8],
     header: usize,
-) -> Result<Sections<N>, MatchError> {
-    let size = file.metadata().map_err(|e| MatchError::io(path, e))?.len();
-    let total = header + N * 16;
-    if size < total as u64 {
+) -> Result<[(usize, usize); N], MatchError> {
+    if b.len() < header + N * 16 {
         return Err(MatchError::index(path, "file too short"));
     }
-    let head = read_at(file, path, 0, total as u64)?;
-    if &head[..8] != magic {
+    if b.get(..8) != Some(&magic[..]) {
         return Err(MatchError::index(path, "not a leakwatch index file"));
     }
-    if le_u32(&head, 8) != FORMAT_VERSION || le_u32(&head, 12) as usize != N {
+    if le_u32(b, 8) != FORMAT_VERSION || le_u32(b, 12) as usize != N {
         return Err(MatchError::index(path, "unsupported index format version"));
     }
-    let mut sec = [(0u64, 0u64); N];
+    let mut sec = [(0usize, 0usize); N];
     for (k, s) in sec.iter_mut().enumerate() {
-        let off = le_u64(&head, header + k * 16);
-        let len = le_u64(&head, header + k * 16 + 8);
-        if off.checked_add(len).is_none_or(|end| end > size) {
+        let off = usize::try_from(le_u64(b, header + k * 16));
+        let len = usize::try_from(le_u64(b, header + k * 16 + 8));
+        let (Ok(off), Ok(len)) = (off, len) else {
+            return Err(MatchError::index(path, "section outside the file"));
+        };
+        if off.checked_add(len).is_none_or(|end| end > b.len()) {
             return Err(MatchError::index(
                 path,
                 "section outside the file (truncated?)",
@@ -712,50 +778,151 @@ fn read_sections<const N: usize>(
         }
         *s = (off, len);
     }
-    Ok((head, sec))
+    Ok(sec)
+}
+
+/// Section `k` of a mapped file (empty if `k` is not a section: never, for the constants).
+fn section<'a>(map: &'a [u8], sec: &[(usize, usize)], k: usize) -> &'a [u8] {
+    sec.get(k)
+        .and_then(|&(off, len)| map.get(off..off + len))
+        .unwrap_or(&[])
+}
+
+/// Entries `[lo, hi)` of a section of fixed-size entries (empty when out of range).
+fn entries(s: &[u8], size: usize, lo: usize, hi: usize) -> &[u8] {
+    s.get(lo * size..hi * size).unwrap_or(&[])
+}
+
+/// One entry of the day section: a (city, day) of the chunk, its orders, and where its actor
+/// counts are (in entries of the day-counts section: merchants, then riders, then partners).
+struct DayEntry {
+    city: u32,
+    orders: u32,
+    day: i64,
+    start: u32,
+    counts: [u32; 3],
+}
+
+fn decode_day(b: &[u8]) -> DayEntry {
+    DayEntry {
+        city: le_u32(b, 0),
+        orders: le_u32(b, 4),
+        day: le_i64(b, 8),
+        start: le_u32(b, 16),
+        counts: [le_u32(b, 20), le_u32(b, 24), le_u32(b, 28)],
+    }
+}
+
+/// The whole days inside `[from, to]` (both inclusive): first and last day number, the first
+/// second of the first and the last second of the last. `None` when no whole day fits.
+fn whole_days(from: i64, to: i64) -> Option<(i64, i64, i64, i64)> {
+    let first = from.div_euclid(DAY_SECS) + i64::from(from.rem_euclid(DAY_SECS) != 0);
+    let last = to.div_euclid(DAY_SECS) - i64::from(to.rem_euclid(DAY_SECS) != DAY_SECS - 1);
+    if first > last {
+        return None;
+    }
+    let start = first.checked_mul(DAY_SECS)?;
+    let end = last.checked_mul(DAY_SECS)?.checked_add(DAY_SECS - 1)?;
+    Some((first, last, start, end))
+}
+
+/// The day sections of a chunk, from its time entries sorted by (city, time): per (city, day)
+/// a [`DAY_SIZE`]-byte entry, and per actor kind the (actor id, orders) pairs of that day, in
+/// the order the actors first appear. Id 0 (no actor) is not counted, as in the time-section
+/// scan. Counting goes through an array indexed by actor id, so a chunk costs one pass.
+fn day_sections(time: &[(u32, i64, u32, u32, u32)]) -> Result<(Vec<u8>, Vec<u8>), MatchError> {
+    let too_large = || MatchError::Internal("chunk too large for its day counts".into());
+    let max_id = time
+        .iter()
+        .map(|e| e.2.max(e.3).max(e.4))
+        .max()
+        .unwrap_or(0);
+    let mut count = vec![0u32; max_id as usize + 1];
+    let mut seen: Vec<u32> = Vec::new();
+    let mut days = Vec::new();
+    let mut counts = Vec::new();
+    let mut written: u32 = 0;
+    let mut rest = time;
+    while let Some(&(city, at, ..)) = rest.first() {
+        let day = at.div_euclid(DAY_SECS);
+        let len = rest
+            .iter()
+            .position(|e| e.0 != city || e.1.div_euclid(DAY_SECS) != day)
+            .unwrap_or(rest.len());
+        let (group, tail) = rest.split_at(len);
+        rest = tail;
+        let start = written;
+        let mut n = [0u32; 3];
+        for (k, n) in n.iter_mut().enumerate() {
+            seen.clear();
+            for e in group {
+                let id = [e.2, e.3, e.4][k];
+                if id == 0 {
+                    continue;
+                }
+                if let Some(c) = count.get_mut(id as usize) {
+                    if *c == 0 {
+                        seen.push(id);
+                    }
+                    *c += 1;
+                }
+            }
+            for id in &seen {
+                let orders = count.get_mut(*id as usize).map_or(0, std::mem::take);
+                counts.extend_from_slice(&id.to_le_bytes());
+                counts.extend_from_slice(&orders.to_le_bytes());
+            }
+            *n = u32::try_from(seen.len()).map_err(|_| too_large())?;
+            written = written.checked_add(*n).ok_or_else(too_large)?;
+        }
+        let orders = u32::try_from(group.len()).map_err(|_| too_large())?;
+        days.extend_from_slice(&city.to_le_bytes());
+        days.extend_from_slice(&orders.to_le_bytes());
+        days.extend_from_slice(&day.to_le_bytes());
+        days.extend_from_slice(&start.to_le_bytes());
+        for v in n {
+            days.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    Ok((days, counts))
 }
 
 impl ChunkReader {
     fn open(path: &Path, expect_bytes: u64) -> Result<(ChunkReader, Vec<String>), MatchError> {
-        let file = File::open(path).map_err(|e| MatchError::io(path, e))?;
-        let size = file.metadata().map_err(|e| MatchError::io(path, e))?.len();
-        if size != expect_bytes {
-            return Err(MatchError::index(
-                path,
-                format!("size {size} differs from the manifest's {expect_bytes}"),
-            ));
-        }
-        let (head, sec) = read_sections::<N_SECTIONS>(&file, path, CHUNK_MAGIC, 32)?;
-        let orders = le_u32(&head, 16);
-        let first_ref = le_u64(&head, 24);
-        let n = orders as u64;
-        let bad = sec[S_FWD].1 != n * FWD_SIZE as u64
-            || sec[S_TIME].1 != n * TIME_SIZE as u64
-            || (0..N_POSTINGS).any(|k| {
-                sec[S_POST + k].1 % POSTING_SIZE as u64 != 0 || sec[S_FENCE + k].1 % 8 != 0
-            })
-            || sec[S_TIME_FENCE].1 % TIME_FENCE_SIZE as u64 != 0;
+        let map = map_file(path, CHUNK_HEADER, Some(expect_bytes))?;
+        let sec = read_sections::<N_SECTIONS>(&map, path, CHUNK_MAGIC, 32)?;
+        let orders = le_u32(&map, 16);
+        let first_ref = le_u64(&map, 24);
+        let n = orders as usize;
+        let len = |k: usize| sec.get(k).map_or(0, |s| s.1);
+        let bad = Some(len(S_FWD)) != n.checked_mul(FWD_SIZE)
+            || Some(len(S_TIME)) != n.checked_mul(TIME_SIZE)
+            || (0..N_POSTINGS)
+                .any(|k| len(S_POST + k) % POSTING_SIZE != 0 || len(S_FENCE + k) % 8 != 0)
+            || len(S_TIME_FENCE) % TIME_FENCE_SIZE != 0
+            || len(S_DAYS) % DAY_SIZE != 0
+            || len(S_DAY_COUNTS) % DAY_COUNT_SIZE != 0;
         if bad {
             return Err(MatchError::index(path, "inconsistent section sizes"));
         }
-        let mut fences = Vec::with_capacity(N_POSTINGS);
-        for k in 0..N_POSTINGS {
-            let (off, len) = sec[S_FENCE + k];
-            let b = read_at(&file, path, off, len)?;
-            fences.push((0..b.len() / 8).map(|i| le_u64(&b, i * 8)).collect());
-        }
-        let (off, len) = sec[S_TIME_FENCE];
-        let b = read_at(&file, path, off, len)?;
-        let time_fences = (0..b.len() / TIME_FENCE_SIZE)
-            .map(|i| (le_u32(&b, i * 12), le_i64(&b, i * 12 + 4)))
+        let fences = (0..N_POSTINGS)
+            .map(|k| {
+                section(&map, &sec, S_FENCE + k)
+                    .chunks_exact(8)
+                    .map(|b| le_u64(b, 0))
+                    .collect()
+            })
             .collect();
-        let (off, len) = sec[S_DICT];
-        let dict: Vec<String> = serde_json::from_slice(&read_at(&file, path, off, len)?)
+        let time_fences = section(&map, &sec, S_TIME_FENCE)
+            .chunks_exact(TIME_FENCE_SIZE)
+            .map(|b| (le_u32(b, 0), le_i64(b, 4)))
+            .collect();
+        let dict: Vec<String> = serde_json::from_slice(section(&map, &sec, S_DICT))
             .map_err(|e| MatchError::index(path, format!("bad dictionary: {e}")))?;
         Ok((
             ChunkReader {
                 path: path.to_path_buf(),
-                file,
+                map,
                 first_ref,
                 orders,
                 sec,
@@ -766,51 +933,88 @@ impl ChunkReader {
         ))
     }
 
-    /// Local order numbers with `token` in posting `kind`, appended to `out` (up to `limit`).
-    fn lookup(
-        &self,
-        kind: usize,
-        token: u64,
-        limit: usize,
-        out: &mut Vec<u64>,
-    ) -> Result<(), MatchError> {
-        let f = &self.fences[kind];
-        let (off, len) = self.sec[S_POST + kind];
-        let n = (len / POSTING_SIZE as u64) as usize;
+    fn section(&self, k: usize) -> &[u8] {
+        section(&self.map, &self.sec, k)
+    }
+
+    /// Local order numbers with `token` in posting `kind`, appended to `out` as global refs
+    /// (up to `limit`).
+    fn lookup(&self, kind: usize, token: u64, limit: usize, out: &mut Vec<u64>) {
+        let Some(f) = self.fences.get(kind) else {
+            return;
+        };
+        let post = self.section(S_POST + kind);
+        let n = post.len() / POSTING_SIZE;
         // Entries equal to `token` start at the earliest in the block before the first fence
         // that is >= token, and end before the first block whose fence is > token.
-        let lo = f.partition_point(|x| *x < token).saturating_sub(1) * FENCE;
-        let hi = (f.partition_point(|x| *x <= token) * FENCE).min(n);
+        let below = f.partition_point(|x| *x < token);
+        // Unless a fence equals the token (rare), the fences above it start at the same place.
+        let not_above = match f.get(below) {
+            Some(x) if *x == token => f.partition_point(|x| *x <= token),
+            _ => below,
+        };
+        let lo = below.saturating_sub(1) * FENCE;
+        let hi = (not_above * FENCE).min(n);
         if lo >= hi {
-            return Ok(());
+            return;
         }
-        let b = read_at(
-            &self.file,
-            &self.path,
-            off + (lo * POSTING_SIZE) as u64,
-            ((hi - lo) * POSTING_SIZE) as u64,
-        )?;
-        for i in 0..hi - lo {
-            if out.len() >= limit {
+        // Postings are sorted by (token, order): find the first with `token`, take the run.
+        // Tokens are uniform (keyed hashes), so interpolating between the fences around the
+        // block lands within a few entries of it; walking from there reads one or two cache
+        // lines where a binary search would miss the cache at every probe.
+        let block = entries(post, POSTING_SIZE, lo, hi);
+        let m = block.len() / POSTING_SIZE;
+        let key = |i: usize| le_u64(block, i * POSTING_SIZE);
+        let first = f.get(lo / FENCE).copied().unwrap_or(0);
+        let last = f.get(hi.div_ceil(FENCE)).copied().unwrap_or(u64::MAX);
+        let span = u128::from(last.saturating_sub(first)) + 1;
+        let guess = u128::from(token.saturating_sub(first)) * m as u128 / span;
+        let mut a = (guess as usize).min(m.saturating_sub(1));
+        if key(a) < token {
+            while a < m && key(a) < token {
+                a += 1;
+            }
+        } else {
+            while a > 0 && key(a - 1) >= token {
+                a -= 1;
+            }
+        }
+        let run = block.get(a * POSTING_SIZE..).unwrap_or(&[]);
+        for e in run.chunks_exact(POSTING_SIZE) {
+            if out.len() >= limit || le_u64(e, 0) != token {
                 break;
             }
-            if le_u64(&b, i * POSTING_SIZE) == token {
-                out.push(self.first_ref + u64::from(le_u32(&b, i * POSTING_SIZE + 8)));
-            }
+            out.push(self.first_ref + u64::from(le_u32(e, 8)));
         }
-        Ok(())
     }
 
-    fn forward(&self, local: u32) -> Result<Vec<u8>, MatchError> {
-        read_at(
-            &self.file,
-            &self.path,
-            self.sec[S_FWD].0 + u64::from(local) * FWD_SIZE as u64,
-            FWD_SIZE as u64,
-        )
+    fn forward(&self, local: u32) -> Result<Fwd, MatchError> {
+        let at = local as usize * FWD_SIZE;
+        self.section(S_FWD)
+            .get(at..at + FWD_SIZE)
+            .map(decode_fwd)
+            .ok_or_else(|| MatchError::index(&self.path, "order outside the forward section"))
     }
 
-    /// Counts orders per (city, metadata) in the time window, into `counts`.
+    /// The address tokens of an order, as little-endian u32s.
+    fn address(&self, f: &Fwd) -> Result<&[u8], MatchError> {
+        let start = f.addr_off as usize * 4;
+        self.section(S_ADDR)
+            .get(start..start + f.addr_len as usize * 4)
+            .ok_or_else(|| MatchError::index(&self.path, "address tokens outside their section"))
+    }
+
+    fn order_id(&self, f: &Fwd) -> Result<&str, MatchError> {
+        let start = f.id_off as usize;
+        let b = self
+            .section(S_IDS)
+            .get(start..start + f.id_len as usize)
+            .ok_or_else(|| MatchError::index(&self.path, "order id outside its section"))?;
+        std::str::from_utf8(b).map_err(|_| MatchError::index(&self.path, "order id is not UTF-8"))
+    }
+
+    /// Counts orders per actor in the time window (and city), into `counts`: whole days from
+    /// the day sections, the partial days at either end from the time section.
     fn count_window(
         &self,
         city: Option<u32>,
@@ -818,44 +1022,102 @@ impl ChunkReader {
         to: i64,
         counts: &mut WindowCounts,
     ) -> Result<(), MatchError> {
-        let (off, len) = self.sec[S_TIME];
-        let n = (len / TIME_SIZE as u64) as usize;
-        let (lo, hi) = match city {
-            Some(c) => {
-                let f = &self.time_fences;
-                let lo = f.partition_point(|x| *x < (c, from)).saturating_sub(1) * FENCE;
-                let hi = (f.partition_point(|x| *x <= (c, to)) * FENCE).min(n);
-                (lo, hi)
+        if from > to {
+            return Ok(());
+        }
+        let days = self.section(S_DAYS);
+        let n_days = days.len() / DAY_SIZE;
+        let day = |i: usize| decode_day(entries(days, DAY_SIZE, i, i + 1));
+        let cities: Vec<u32> = match city {
+            Some(c) => vec![c],
+            None => {
+                // Every city of the chunk has day entries (sorted by city).
+                let mut all: Vec<u32> = (0..n_days).map(|i| day(i).city).collect();
+                all.dedup();
+                all
             }
-            None => (0, n),
         };
-        const STEP: usize = 1 << 16;
-        let mut start = lo;
-        while start < hi {
-            let end = (start + STEP).min(hi);
-            let b = read_at(
-                &self.file,
-                &self.path,
-                off + (start * TIME_SIZE) as u64,
-                ((end - start) * TIME_SIZE) as u64,
-            )?;
-            for e in b.chunks_exact(TIME_SIZE) {
-                let c = le_u32(e, 0);
-                let at = le_i64(e, 4);
-                if city.is_some_and(|x| x != c) || at < from || at > to {
-                    continue;
-                }
-                counts.total += 1;
-                for (k, v) in [le_u32(e, 12), le_u32(e, 16), le_u32(e, 20)]
-                    .into_iter()
-                    .enumerate()
-                {
-                    if v != 0 {
-                        counts.bump(k, v);
-                    }
+        for c in cities {
+            let Some((first, last, start, end)) = whole_days(from, to) else {
+                self.scan_time(c, from, to, counts)?;
+                continue;
+            };
+            let mut lo = 0;
+            let mut hi = n_days;
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                let e = day(mid);
+                if (e.city, e.day) < (c, first) {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
                 }
             }
-            start = end;
+            for i in lo..n_days {
+                let e = day(i);
+                if e.city != c || e.day > last {
+                    break;
+                }
+                self.add_day(&e, counts)?;
+            }
+            if from < start {
+                self.scan_time(c, from, start - 1, counts)?;
+            }
+            if end < to {
+                self.scan_time(c, end + 1, to, counts)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds one (city, day) entry's counts.
+    fn add_day(&self, e: &DayEntry, counts: &mut WindowCounts) -> Result<(), MatchError> {
+        let all = self.section(S_DAY_COUNTS);
+        counts.total += u64::from(e.orders);
+        let mut at = e.start as usize;
+        for (k, n) in e.counts.iter().enumerate() {
+            let n = *n as usize;
+            let b = all
+                .get(at * DAY_COUNT_SIZE..(at + n) * DAY_COUNT_SIZE)
+                .ok_or_else(|| MatchError::index(&self.path, "day counts outside their section"))?;
+            for x in b.chunks_exact(DAY_COUNT_SIZE) {
+                counts.add(k, le_u32(x, 0), u64::from(le_u32(x, 4)), &self.path)?;
+            }
+            at += n;
+        }
+        Ok(())
+    }
+
+    /// Counts the orders of city `c` in `[from, to]` from the time section.
+    fn scan_time(
+        &self,
+        c: u32,
+        from: i64,
+        to: i64,
+        counts: &mut WindowCounts,
+    ) -> Result<(), MatchError> {
+        let time = self.section(S_TIME);
+        let n = time.len() / TIME_SIZE;
+        let f = &self.time_fences;
+        let lo = f.partition_point(|x| *x < (c, from)).saturating_sub(1) * FENCE;
+        let hi = (f.partition_point(|x| *x <= (c, to)) * FENCE).min(n);
+        if lo >= hi {
+            return Ok(());
+        }
+        for e in entries(time, TIME_SIZE, lo, hi).chunks_exact(TIME_SIZE) {
+            let at = le_i64(e, 4);
+            if le_u32(e, 0) != c || at < from || at > to {
+                continue;
+            }
+            counts.total += 1;
+            for (k, v) in [le_u32(e, 12), le_u32(e, 16), le_u32(e, 20)]
+                .into_iter()
+                .enumerate()
+            {
+                if v != 0 {
+                    counts.add(k, v, 1, &self.path)?;
+                }
+            }
         }
         Ok(())
     }
@@ -866,16 +1128,26 @@ struct WindowCounts {
     total: u64,
     /// merchant, rider, partner
     by_kind: [Vec<u64>; 3],
+    /// Size of the dictionary: ids at or beyond it are damage, not actors.
+    ids: usize,
 }
 
 impl WindowCounts {
-    fn bump(&mut self, kind: usize, id: u32) {
-        let v = &mut self.by_kind[kind];
+    fn add(&mut self, kind: usize, id: u32, n: u64, path: &Path) -> Result<(), MatchError> {
         let i = id as usize;
+        if i >= self.ids {
+            return Err(MatchError::index(path, "actor id outside the dictionary"));
+        }
+        let Some(v) = self.by_kind.get_mut(kind) else {
+            return Ok(());
+        };
         if v.len() <= i {
             v.resize(i + 1, 0);
         }
-        v[i] += 1;
+        if let Some(x) = v.get_mut(i) {
+            *x += n;
+        }
+        Ok(())
     }
 }
 
@@ -920,6 +1192,13 @@ fn opt_token(v: u64) -> Option<Token> {
     (v != 0).then_some(Token(v))
 }
 
+/// Candidates materialised by one thread: `city` is a position in `cities` (dictionary ids)
+/// until the parts are joined into a [`CandidateSet`].
+struct LeanPart {
+    orders: Vec<Candidate>,
+    cities: Vec<u32>,
+}
+
 /// What the import loop needs besides the rows.
 struct ImportRun<'a> {
     dir: &'a Path,
@@ -958,7 +1237,7 @@ impl LocalIndex {
         let mut manifest = match read_manifest(dir)? {
             Some(m) => {
                 if m.format != FORMAT_VERSION {
-                    return Err(MatchError::index(dir, "index of another format version"));
+                    return Err(other_format(dir, m.format));
                 }
                 if m.key_check != key_check {
                     return Err(MatchError::WrongKey {
@@ -1101,12 +1380,12 @@ impl LocalIndex {
                 }
             };
             refs.clear();
-            index.lookup(P_OID, oid_hash(&order_id), usize::MAX, &mut refs)?;
+            index.lookup(P_OID, oid_hash(&order_id), usize::MAX, &mut refs);
             let mut found = false;
             for r in &refs {
                 let (chunk, local) = index.locate(*r)?;
-                let fwd = decode_fwd(&chunk.forward(local)?);
-                if index.order_id(chunk, &fwd)? == order_id {
+                let fwd = chunk.forward(local)?;
+                if chunk.order_id(&fwd)? == order_id {
                     let a = actors.intern(&actor, &mut added);
                     events.push((*r, kind, a, action, at, fwd.created_at, fwd.city));
                     found = true;
@@ -1174,7 +1453,7 @@ impl LocalIndex {
         let manifest = read_manifest(dir)?
             .ok_or_else(|| MatchError::index(dir, "no index here (no manifest)"))?;
         if manifest.format != FORMAT_VERSION {
-            return Err(MatchError::index(dir, "index of another format version"));
+            return Err(other_format(dir, manifest.format));
         }
         if manifest.key_check != key.check_value() {
             return Err(MatchError::WrongKey {
@@ -1243,88 +1522,140 @@ impl LocalIndex {
     }
 
     /// Order refs with `token` in posting `kind`, across chunks, up to `limit`.
-    fn lookup(
-        &self,
-        kind: usize,
-        token: u64,
-        limit: usize,
-        out: &mut Vec<u64>,
-    ) -> Result<(), MatchError> {
+    fn lookup(&self, kind: usize, token: u64, limit: usize, out: &mut Vec<u64>) {
         for c in &self.chunks {
             if out.len() >= limit {
                 break;
             }
-            c.lookup(kind, token, limit, out)?;
+            c.lookup(kind, token, limit, out);
         }
-        Ok(())
     }
 
     fn locate(&self, order_ref: u64) -> Result<(&ChunkReader, u32), MatchError> {
+        self.locate_at(order_ref).map(|(c, _, local)| (c, local))
+    }
+
+    /// The chunk holding `order_ref`, its position, and the order's number within it.
+    fn locate_at(&self, order_ref: u64) -> Result<(&ChunkReader, usize, u32), MatchError> {
         let i = self.chunks.partition_point(|c| c.first_ref <= order_ref);
-        let c = i
+        let (i, c) = i
             .checked_sub(1)
-            .and_then(|i| self.chunks.get(i))
+            .and_then(|i| Some((i, self.chunks.get(i)?)))
             .ok_or_else(|| MatchError::Query(format!("no order ref {order_ref}")))?;
         let local = order_ref - c.first_ref;
         if local >= u64::from(c.orders) {
             return Err(MatchError::Query(format!("no order ref {order_ref}")));
         }
-        Ok((c, local as u32))
+        Ok((c, i, local as u32))
     }
 
-    fn order_id(&self, c: &ChunkReader, f: &Fwd) -> Result<String, MatchError> {
-        let (off, len) = c.sec[S_IDS];
-        if u64::from(f.id_off) + u64::from(f.id_len) > len {
-            return Err(MatchError::index(&c.path, "order id outside its section"));
+    /// The decision data of the orders `refs` (sorted), read straight from the maps, no
+    /// allocation per order: one forward record each, and where its address tokens are (read
+    /// later, if a comparison needs them). `room`: orders to reserve space for, more than
+    /// `refs` when the other runs are to be appended to this one.
+    fn lean(&self, refs: &[u64], room: usize) -> Result<LeanPart, MatchError> {
+        let mut orders = Vec::with_capacity(room.max(refs.len()));
+        let mut cities: Vec<u32> = Vec::new();
+        let mut city_pos: HashMap<u32, u32, BuildHasherDefault<PieceHasher>> = HashMap::default();
+        // In batches: first touch every forward record of the batch (independent loads, so
+        // the CPU overlaps their cache misses), then decode them from the cache.
+        const BATCH: usize = 16;
+        for batch in refs.chunks(BATCH) {
+            let mut touched = 0u8;
+            for &order_ref in batch {
+                if let Ok((c, _, local)) = self.locate_at(order_ref) {
+                    let at = local as usize * FWD_SIZE;
+                    let fwd = c.section(S_FWD);
+                    touched ^= fwd.get(at).copied().unwrap_or(0)
+                        ^ fwd.get(at + FWD_SIZE - 1).copied().unwrap_or(0);
+                }
+            }
+            std::hint::black_box(touched);
+            for &order_ref in batch {
+                let (c, chunk, local) = self.locate_at(order_ref)?;
+                let f = c.forward(local)?;
+                // Checked here, read later.
+                c.address(&f)?;
+                let city = *city_pos.entry(f.city).or_insert_with(|| {
+                    cities.push(f.city);
+                    (cities.len() - 1) as u32
+                });
+                let candidate = Candidate {
+                    order_ref,
+                    created_at: f.created_at,
+                    city,
+                    phone: opt_token(f.tokens[0]),
+                    masked: opt_token(f.tokens[1]),
+                    name: opt_token(f.tokens[2]),
+                    pinyin: opt_token(f.tokens[3]),
+                    district: opt_token(f.tokens[4]),
+                    ..Candidate::default()
+                };
+                orders.push(candidate.mapped(chunk as u32, f.addr_off, u32::from(f.addr_len)));
+            }
         }
-        let b = read_at(
-            &c.file,
-            &c.path,
-            off + u64::from(f.id_off),
-            u64::from(f.id_len),
-        )?;
-        String::from_utf8(b).map_err(|_| MatchError::index(&c.path, "order id is not UTF-8"))
+        Ok(LeanPart { orders, cities })
     }
 
-    fn candidate(&self, order_ref: u64) -> Result<Candidate, MatchError> {
+    /// The [`CandidateSet`] of the orders `refs` (sorted, distinct), materialised on every
+    /// core; its address tokens stay in the maps. The first run reserves room for all (address
+    /// space only until written), so the others are appended to it without copying it.
+    fn materialise(&self, refs: &[u64]) -> Result<CandidateSet<'_>, MatchError> {
+        let parts = par_runs(refs, 4096, |run| {
+            let first = std::ptr::eq(run.as_ptr(), refs.as_ptr());
+            self.lean(run, if first { refs.len() } else { 0 })
+        });
+        let mut orders: Vec<Candidate> = Vec::new();
+        let mut cities: Vec<String> = Vec::new();
+        for part in parts {
+            let part = part?;
+            // This run's city positions → the set's.
+            let to_set: Vec<u32> = part
+                .cities
+                .iter()
+                .map(|id| {
+                    let name = self.dict.name(*id);
+                    match cities.iter().position(|c| c == name) {
+                        Some(p) => p as u32,
+                        None => {
+                            cities.push(name.to_string());
+                            (cities.len() - 1) as u32
+                        }
+                    }
+                })
+                .collect();
+            let mut part_orders = part.orders;
+            for c in &mut part_orders {
+                c.city = to_set.get(c.city as usize).copied().unwrap_or(0);
+            }
+            if orders.is_empty() {
+                orders = part_orders;
+            } else {
+                orders.extend_from_slice(&part_orders);
+            }
+        }
+        let chunks = self.chunks.iter().map(|c| c.section(S_ADDR)).collect();
+        Ok(CandidateSet::mapped(cities, orders, chunks))
+    }
+
+    /// The details of one order: its id, metadata strings and access events.
+    fn order_details(&self, order_ref: u64) -> Result<OrderDetails, MatchError> {
         let (c, local) = self.locate(order_ref)?;
-        let f = decode_fwd(&c.forward(local)?);
-        let (aoff, alen) = c.sec[S_ADDR];
-        if (u64::from(f.addr_off) + u64::from(f.addr_len)) * 4 > alen {
-            return Err(MatchError::index(
-                &c.path,
-                "address tokens outside their section",
-            ));
-        }
-        let ab = read_at(
-            &c.file,
-            &c.path,
-            aoff + u64::from(f.addr_off) * 4,
-            u64::from(f.addr_len) * 4,
-        )?;
-        let address = (0..ab.len() / 4).map(|i| le_u32(&ab, i * 4)).collect();
+        let f = c.forward(local)?;
         let access = match &self.access {
-            Some(a) => a.events_of(order_ref)?,
+            Some(a) => a.events_of(order_ref),
             None => Vec::new(),
         };
         let canary = self.dict.name(f.canary);
-        Ok(Candidate {
+        Ok(OrderDetails {
             order_ref,
-            order_id: self.order_id(c, &f)?,
+            order_id: c.order_id(&f)?.to_string(),
             created_at: f.created_at,
             city: self.dict.name(f.city).to_string(),
             merchant_id: self.dict.name(f.merchant).to_string(),
             rider_id: self.dict.name(f.rider).to_string(),
             delivery_partner: self.dict.name(f.partner).to_string(),
             canary_for: (!canary.is_empty()).then(|| canary.to_string()),
-            tokens: OrderTokens {
-                phone: opt_token(f.tokens[0]),
-                masked: opt_token(f.tokens[1]),
-                name: opt_token(f.tokens[2]),
-                pinyin: opt_token(f.tokens[3]),
-                district: opt_token(f.tokens[4]),
-                address,
-            },
             access,
         })
     }
@@ -1332,25 +1663,31 @@ impl LocalIndex {
 
 impl AccessReader {
     fn open(path: &Path) -> Result<AccessReader, MatchError> {
-        let file = File::open(path).map_err(|e| MatchError::io(path, e))?;
-        let (head, sec) = read_sections::<A_SECTIONS>(&file, path, ACCESS_MAGIC, 24)?;
-        let events = le_u64(&head, 16);
-        if sec[A_EVENTS].1 != events * ACCESS_EVENT_SIZE as u64 || sec[A_FENCE].1 % 8 != 0 {
+        let map = map_file(path, ACCESS_HEADER, None)?;
+        let sec = read_sections::<A_SECTIONS>(&map, path, ACCESS_MAGIC, 24)?;
+        let events = le_u64(&map, 16);
+        let len = |k: usize| sec.get(k).map_or(0, |s| s.1 as u64);
+        if Some(len(A_EVENTS)) != events.checked_mul(ACCESS_EVENT_SIZE as u64)
+            || len(A_FENCE) % 8 != 0
+        {
             return Err(MatchError::index(path, "inconsistent section sizes"));
         }
-        let b = read_at(&file, path, sec[A_FENCE].0, sec[A_FENCE].1)?;
-        let fences = (0..b.len() / 8).map(|i| le_u64(&b, i * 8)).collect();
-        let actors: Vec<String> =
-            serde_json::from_slice(&read_at(&file, path, sec[A_DICT].0, sec[A_DICT].1)?)
-                .map_err(|e| MatchError::index(path, format!("bad dictionary: {e}")))?;
+        let fences = section(&map, &sec, A_FENCE)
+            .chunks_exact(8)
+            .map(|b| le_u64(b, 0))
+            .collect();
+        let actors: Vec<String> = serde_json::from_slice(section(&map, &sec, A_DICT))
+            .map_err(|e| MatchError::index(path, format!("bad dictionary: {e}")))?;
         Ok(AccessReader {
-            path: path.to_path_buf(),
-            file,
-            events,
+            map,
             sec,
             fences,
             actors,
         })
+    }
+
+    fn events(&self) -> &[u8] {
+        section(&self.map, &self.sec, A_EVENTS)
     }
 
     fn decode(&self, e: &[u8]) -> (u64, i64, i64, u32, u32, u8, u8) {
@@ -1360,13 +1697,14 @@ impl AccessReader {
             le_i64(e, 16),
             le_u32(e, 24),
             le_u32(e, 28),
-            e[32],
-            e[33],
+            le_bytes::<1>(e, 32)[0],
+            le_bytes::<1>(e, 33)[0],
         )
     }
 
-    fn events_of(&self, order_ref: u64) -> Result<Vec<AccessEvent>, MatchError> {
-        let n = self.events as usize;
+    fn events_of(&self, order_ref: u64) -> Vec<AccessEvent> {
+        let all = self.events();
+        let n = all.len() / ACCESS_EVENT_SIZE;
         let lo = self
             .fences
             .partition_point(|x| *x < order_ref)
@@ -1374,16 +1712,10 @@ impl AccessReader {
             * FENCE;
         let hi = (self.fences.partition_point(|x| *x <= order_ref) * FENCE).min(n);
         if lo >= hi {
-            return Ok(Vec::new());
+            return Vec::new();
         }
-        let b = read_at(
-            &self.file,
-            &self.path,
-            self.sec[A_EVENTS].0 + (lo * ACCESS_EVENT_SIZE) as u64,
-            ((hi - lo) * ACCESS_EVENT_SIZE) as u64,
-        )?;
         let mut out = Vec::new();
-        for e in b.chunks_exact(ACCESS_EVENT_SIZE) {
+        for e in entries(all, ACCESS_EVENT_SIZE, lo, hi).chunks_exact(ACCESS_EVENT_SIZE) {
             let (r, _, at, _, actor, kind, action) = self.decode(e);
             if r == order_ref {
                 out.push(AccessEvent {
@@ -1402,46 +1734,27 @@ impl AccessReader {
                 });
             }
         }
-        Ok(out)
+        out
     }
 
     /// Distinct orders per account in the window (and city), keyed by (kind code, actor id).
-    fn count_window(
-        &self,
-        city: Option<u32>,
-        from: i64,
-        to: i64,
-    ) -> Result<BTreeMap<(u8, u32), u64>, MatchError> {
+    fn count_window(&self, city: Option<u32>, from: i64, to: i64) -> BTreeMap<(u8, u32), u64> {
         let mut counts = BTreeMap::new();
-        let (off, len) = self.sec[A_EVENTS];
-        let n = (len / ACCESS_EVENT_SIZE as u64) as usize;
-        const STEP: usize = 1 << 15;
         let mut last: Option<(u64, u8, u32)> = None;
-        let mut start = 0;
-        while start < n {
-            let end = (start + STEP).min(n);
-            let b = read_at(
-                &self.file,
-                &self.path,
-                off + (start * ACCESS_EVENT_SIZE) as u64,
-                ((end - start) * ACCESS_EVENT_SIZE) as u64,
-            )?;
-            for e in b.chunks_exact(ACCESS_EVENT_SIZE) {
-                let (r, order_at, _, c, actor, kind, _) = self.decode(e);
-                if city.is_some_and(|x| x != c) || order_at < from || order_at > to {
-                    continue;
-                }
-                // Events are sorted by (ref, kind, actor, ...): repeats of one account on one
-                // order are adjacent, and an order counts once per account.
-                if last == Some((r, kind, actor)) {
-                    continue;
-                }
-                last = Some((r, kind, actor));
-                *counts.entry((kind, actor)).or_insert(0) += 1;
+        for e in self.events().chunks_exact(ACCESS_EVENT_SIZE) {
+            let (r, order_at, _, c, actor, kind, _) = self.decode(e);
+            if city.is_some_and(|x| x != c) || order_at < from || order_at > to {
+                continue;
             }
-            start = end;
+            // Events are sorted by (ref, kind, actor, ...): repeats of one account on one
+            // order are adjacent, and an order counts once per account.
+            if last == Some((r, kind, actor)) {
+                continue;
+            }
+            last = Some((r, kind, actor));
+            *counts.entry((kind, actor)).or_insert(0) += 1;
         }
-        Ok(counts)
+        counts
     }
 }
 
@@ -1716,7 +2029,7 @@ impl ImportRun<'_> {
 }
 
 impl RecordSource for LocalIndex {
-    fn candidates(&self, query: &TokenQuery) -> Result<Vec<Candidate>, MatchError> {
+    fn candidates(&self, query: &TokenQuery) -> Result<CandidateSet<'_>, MatchError> {
         if query.len() > MAX_QUERY_TOKENS {
             return Err(MatchError::Query(format!(
                 "{} tokens in one query; at most {MAX_QUERY_TOKENS}",
@@ -1727,22 +2040,42 @@ impl RecordSource for LocalIndex {
             0 => DEFAULT_LIMIT_PER_TOKEN,
             n => n.min(MAX_LIMIT_PER_TOKEN),
         } as usize;
-        let mut refs: BTreeSet<u64> = BTreeSet::new();
-        let mut buf = Vec::new();
+        let mut lookups: Vec<(usize, u64)> = Vec::with_capacity(query.len());
         for (kind, tokens) in [
             (P_PHONE, &query.phone),
             (P_MASKED, &query.masked),
             (P_NAME, &query.name),
             (P_PINYIN, &query.pinyin),
         ] {
-            let distinct: BTreeSet<u64> = tokens.iter().map(|t| t.0).collect();
-            for t in distinct {
-                buf.clear();
-                self.lookup(kind, t, limit, &mut buf)?;
-                refs.extend(&buf);
-            }
+            lookups.extend(tokens.iter().map(|t| (kind, t.0)));
         }
-        refs.into_iter().map(|r| self.candidate(r)).collect()
+        lookups.sort_unstable();
+        lookups.dedup();
+        let runs = par_runs(&lookups, 256, |run| {
+            let mut refs = Vec::new();
+            for &(kind, token) in run {
+                let start = refs.len();
+                self.lookup(kind, token, start + limit, &mut refs);
+            }
+            refs
+        });
+        let mut refs: Vec<u64> = runs.into_iter().flatten().collect();
+        refs.sort_unstable();
+        refs.dedup();
+        self.materialise(&refs)
+    }
+
+    fn details(&self, refs: &[u64]) -> Result<Vec<OrderDetails>, MatchError> {
+        let runs = par_runs(refs, 1024, |run| {
+            run.iter()
+                .map(|r| self.order_details(*r))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let mut out = Vec::with_capacity(refs.len());
+        for run in runs {
+            out.extend(run?);
+        }
+        Ok(out)
     }
 
     fn base_counts(
@@ -1750,6 +2083,7 @@ impl RecordSource for LocalIndex {
         city: Option<&str>,
         from: i64,
         to: i64,
+        only: Option<&[ActorRef]>,
     ) -> Result<BaseCounts, MatchError> {
         let mut out = BaseCounts {
             city: city.map(str::to_string),
@@ -1768,29 +2102,62 @@ impl RecordSource for LocalIndex {
         let mut counts = WindowCounts {
             total: 0,
             by_kind: [Vec::new(), Vec::new(), Vec::new()],
+            ids: self.dict.names.len(),
         };
         for c in &self.chunks {
             c.count_window(city_id, from, to, &mut counts)?;
         }
         out.total = counts.total;
-        for (k, kind) in ["merchant", "rider", "partner"].iter().enumerate() {
-            for (id, n) in counts.by_kind[k].iter().enumerate() {
-                if *n > 0 {
-                    out.actors.push(ActorCount {
-                        actor_kind: (*kind).to_string(),
-                        actor_id: self.dict.name(id as u32).to_string(),
-                        orders: *n,
-                    });
+        const KINDS: [&str; 3] = ["merchant", "rider", "partner"];
+        let wanted: Option<BTreeSet<(&str, &str)>> = only.map(|list| {
+            list.iter()
+                .map(|a| (a.actor_kind.as_str(), a.actor_id.as_str()))
+                .collect()
+        });
+        let count = |k: usize, id: u32| counts.by_kind[k].get(id as usize).copied().unwrap_or(0);
+        match &wanted {
+            Some(wanted) => {
+                for (kind, id) in wanted {
+                    let Some(k) = KINDS.iter().position(|x| x == kind) else {
+                        continue;
+                    };
+                    let n = self.dict.ids.get(*id).map_or(0, |d| count(k, *d));
+                    if n > 0 {
+                        out.actors.push(ActorCount {
+                            actor_kind: (*kind).to_string(),
+                            actor_id: (*id).to_string(),
+                            orders: n,
+                        });
+                    }
+                }
+            }
+            None => {
+                for (k, kind) in KINDS.iter().enumerate() {
+                    for (id, n) in counts.by_kind[k].iter().enumerate() {
+                        if *n > 0 {
+                            out.actors.push(ActorCount {
+                                actor_kind: (*kind).to_string(),
+                                actor_id: self.dict.name(id as u32).to_string(),
+                                orders: *n,
+                            });
+                        }
+                    }
                 }
             }
         }
         if let Some(a) = &self.access {
-            for ((kind, actor), n) in a.count_window(city_id, from, to)? {
+            for ((kind, actor), n) in a.count_window(city_id, from, to) {
+                let kind = account_kind(ACTOR_KINDS.get(kind as usize).copied().unwrap_or("staff"));
+                let id = a.actors.get(actor as usize).map_or("", String::as_str);
+                if wanted
+                    .as_ref()
+                    .is_some_and(|w| !w.contains(&(kind.as_str(), id)))
+                {
+                    continue;
+                }
                 out.actors.push(ActorCount {
-                    actor_kind: account_kind(
-                        ACTOR_KINDS.get(kind as usize).copied().unwrap_or("staff"),
-                    ),
-                    actor_id: a.actors.get(actor as usize).cloned().unwrap_or_default(),
+                    actor_kind: kind,
+                    actor_id: id.to_string(),
                     orders: n,
                 });
             }
@@ -1819,6 +2186,8 @@ pub fn status(dir: &Path) -> Result<serde_json::Value, MatchError> {
     Ok(serde_json::json!({
         "present": true,
         "format": m.format,
+        // An index written by an older leakwatch must be re-imported before it can be opened.
+        "format_current": m.format == FORMAT_VERSION,
         "complete": m.complete,
         "orders": orders,
         "rows_read": rows,
@@ -1827,4 +2196,76 @@ pub fn status(dir: &Path) -> Result<serde_json::Value, MatchError> {
         "index_bytes": bytes,
         "access_log_events": m.access_log.as_ref().map(|a| a.events),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whole_days_cover_exactly_the_full_days_of_a_window() {
+        let d = DAY_SECS;
+        // Aligned on both ends: every day whole.
+        assert_eq!(
+            whole_days(10 * d, 12 * d - 1),
+            Some((10, 11, 10 * d, 12 * d - 1))
+        );
+        // Partial at both ends.
+        assert_eq!(
+            whole_days(10 * d + 1, 13 * d - 2),
+            Some((11, 11, 11 * d, 12 * d - 1))
+        );
+        // Less than a day, or no whole day inside.
+        assert_eq!(whole_days(10 * d + 5, 11 * d + 5), None);
+        assert_eq!(whole_days(7, 7), None);
+        // Negative times and the extremes of i64 neither panic nor overflow.
+        assert_eq!(whole_days(-d, -1), Some((-1, -1, -d, -1)));
+        let (first, last, start, end) = whole_days(i64::MIN, i64::MAX).expect("days");
+        assert!(first < last && start < 0 && end > 0);
+        assert_eq!((start.rem_euclid(d), end.rem_euclid(d)), (0, d - 1));
+        assert!(whole_days(i64::MAX - 5, i64::MAX).is_none());
+    }
+
+    #[test]
+    fn day_sections_count_each_order_once_per_city_and_day() {
+        let d = DAY_SECS;
+        // (city, created_at, merchant, rider, partner), sorted as in a chunk.
+        let time = vec![
+            (1, 0, 5, 7, 9),
+            (1, 10, 5, 0, 9),
+            (1, d, 6, 7, 9),
+            (2, -1, 5, 7, 0),
+        ];
+        let (days, counts) = day_sections(&time).expect("sections");
+        let entries: Vec<DayEntry> = days.chunks_exact(DAY_SIZE).map(decode_day).collect();
+        let pairs: Vec<(u32, u32)> = counts
+            .chunks_exact(DAY_COUNT_SIZE)
+            .map(|b| (le_u32(b, 0), le_u32(b, 4)))
+            .collect();
+        let summary: Vec<(u32, i64, u32, u32, [u32; 3])> = entries
+            .iter()
+            .map(|e| (e.city, e.day, e.orders, e.start, e.counts))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (1, 0, 2, 0, [1, 1, 1]),
+                (1, 1, 1, 3, [1, 1, 1]),
+                (2, -1, 1, 6, [1, 1, 0]),
+            ]
+        );
+        assert_eq!(
+            pairs,
+            vec![
+                (5, 2),
+                (7, 1),
+                (9, 2),
+                (6, 1),
+                (7, 1),
+                (9, 1),
+                (5, 1),
+                (7, 1)
+            ]
+        );
+    }
 }

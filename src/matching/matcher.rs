@@ -48,18 +48,34 @@
 //! days; otherwise the best-scoring order, and among equals the most recent. A customer is
 //! counted once (by phone token; a customer without one by order).
 //!
+//! # How a check runs
+//!
+//! 1. Blind every row (on every core, each thread with its own token cache).
+//! 2. One [`TokenQuery`] for all rows; the source answers a lean [`CandidateSet`]: per order
+//!    only its ref, time, city and tokens (the local index leaves the address tokens in its
+//!    memory maps until a comparison needs them).
+//! 3. Decide every row (on every core) against that set. Candidate positions are indexed by
+//!    the query's tokens only; a row's city is compared with the candidates' as a small
+//!    integer (each distinct city of the set is canonicalised once); address tokens are read
+//!    only for candidates whose city and district agree, and split into text and number pieces
+//!    by a binary search (they are sorted, and number pieces have the top bit set), so
+//!    evaluating a candidate allocates nothing.
+//! 4. Ask the source for the [`OrderDetails`] of the matched orders only (order id, merchant,
+//!    rider, partner, canary, access events), then attribute.
+//!
 //! Invariants: the result does not depend on the order candidates arrive in (they are sorted
 //! by order ref); an empty sample is an empty report; rows are never dropped — each input row
 //! has exactly one [`RowResult`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
 
 use super::attribution;
-use super::blind::{ADDRESS_NUMBER_BIT, Blinder, TokenCache};
+use super::blind::{ADDRESS_NUMBER_BIT, Blinder, PieceHasher, TokenCache};
 use super::normalise;
 use super::{
-    BlindKey, CanaryHit, Candidate, MatchError, MatchReport, RecordSource, RowResult, SampleInput,
-    Token, TokenQuery,
+    BlindKey, CanaryHit, Candidate, CandidateSet, MatchError, MatchReport, OrderDetails,
+    RecordSource, RowResult, SampleInput, Token, TokenQuery, par_runs,
 };
 
 /// Safety margin, in bits, that masked and fuzzy evidence must exceed beyond log2(candidate
@@ -161,43 +177,103 @@ fn intersection(a: &[u32], b: &[u32]) -> usize {
     n
 }
 
+/// A candidate set's cities as small integers: one id per distinct canonical name, so an
+/// evaluation compares two integers instead of canonicalising a string.
+struct CityIds {
+    /// Per city of the set (by position): the id of its canonical name, [`NO_CITY`] for "".
+    of_set: Vec<u32>,
+    /// Canonical name → id.
+    ids: HashMap<String, u32>,
+}
+
+/// An order without a city: never contradicts a row's city.
+const NO_CITY: u32 = u32::MAX;
+/// A row's city that no candidate is in.
+const OTHER_CITY: u32 = u32::MAX - 1;
+
+impl CityIds {
+    fn new(set: &CandidateSet<'_>) -> CityIds {
+        let mut ids: HashMap<String, u32> = HashMap::new();
+        let of_set = set
+            .cities()
+            .iter()
+            .map(|raw| {
+                if raw.is_empty() {
+                    return NO_CITY;
+                }
+                let next = ids.len() as u32;
+                *ids.entry(normalise::canonical_city(raw)).or_insert(next)
+            })
+            .collect();
+        CityIds { of_set, ids }
+    }
+
+    /// The id of a row's city (already canonical).
+    fn of_row(&self, city: &str) -> u32 {
+        self.ids.get(city).copied().unwrap_or(OTHER_CITY)
+    }
+
+    fn of(&self, c: &Candidate) -> u32 {
+        self.of_set.get(c.city as usize).copied().unwrap_or(NO_CITY)
+    }
+}
+
+/// What every evaluation of one sample refers to.
+struct Ctx<'a> {
+    set: &'a CandidateSet<'a>,
+    by: &'a CandidateMaps,
+    cities: &'a CityIds,
+    w: &'a Weights,
+}
+
 fn compare_name(r: &RowQuery, c: &Candidate) -> NameAgree {
-    let (Some(rn), Some(cn)) = (r.name, c.tokens.name) else {
+    let (Some(rn), Some(cn)) = (r.name, c.name) else {
         return NameAgree::Missing;
     };
     if rn == cn {
         NameAgree::Exact
-    } else if r.pinyin.is_some() && r.pinyin == c.tokens.pinyin {
+    } else if r.pinyin.is_some() && r.pinyin == c.pinyin {
         NameAgree::Pinyin
     } else {
         NameAgree::Differs
     }
 }
 
-fn compare_address(r: &RowQuery, c: &Candidate) -> AddrAgree {
-    if !r.has_address() || (c.tokens.address.is_empty() && c.tokens.district.is_none()) {
+/// `row_city`: the id of the row's city, when it names one (see [`CityIds`]).
+fn compare_address(r: &RowQuery, row_city: Option<u32>, x: &Ctx<'_>, c: &Candidate) -> AddrAgree {
+    if !r.has_address() || (x.set.address_len(c) == 0 && c.district.is_none()) {
         return AddrAgree::Missing;
     }
-    if let Some(rc) = &r.city
-        && !c.city.is_empty()
-        && *rc != normalise::canonical_city(&c.city)
-    {
-        return AddrAgree::Differs;
+    if let Some(rc) = row_city {
+        let cc = x.cities.of(c);
+        if cc != NO_CITY && cc != rc {
+            return AddrAgree::Differs;
+        }
     }
-    if let (Some(a), Some(b)) = (r.district, c.tokens.district)
+    if let (Some(a), Some(b)) = (r.district, c.district)
         && a != b
     {
         return AddrAgree::Differs;
     }
-    let (ct, cn) = split_address(&c.tokens.address);
-    if r.addr_text.len() < 2 || ct.is_empty() {
+    if r.addr_text.len() < 2 {
         // Too little text to compare; a district alone proves nothing.
         return AddrAgree::Missing;
     }
-    let overlap = intersection(&r.addr_text, &ct) as f64 / r.addr_text.len().min(ct.len()) as f64;
+    x.set.with_address(c, |address| compare_pieces(r, address))
+}
+
+/// The address comparison proper, once city and district agree: overlap of the text pieces,
+/// compatibility of the number pieces.
+fn compare_pieces(r: &RowQuery, address: &[u32]) -> AddrAgree {
+    // Tokens are sorted and number pieces have the top bit set: they are the suffix.
+    let (ct, cn) = address.split_at(address.partition_point(|t| t & ADDRESS_NUMBER_BIT == 0));
+    if ct.is_empty() {
+        return AddrAgree::Missing;
+    }
+    let overlap = intersection(&r.addr_text, ct) as f64 / r.addr_text.len().min(ct.len()) as f64;
     let numbers_ok = r.addr_num.is_empty()
         || cn.is_empty()
-        || intersection(&r.addr_num, &cn) == r.addr_num.len().min(cn.len());
+        || intersection(&r.addr_num, cn) == r.addr_num.len().min(cn.len());
     if overlap >= 0.8 && numbers_ok {
         AddrAgree::Strong
     } else if overlap >= 0.5 {
@@ -277,11 +353,15 @@ impl Matcher<'_> {
         reference_year: i32,
     ) -> Result<MatchReport, MatchError> {
         let blinder = Blinder::new(self.key);
-        let mut cache = TokenCache::default();
-        let queries: Vec<RowQuery> = rows
-            .iter()
-            .map(|r| row_query(&blinder, &mut cache, r, reference_year))
-            .collect();
+        let queries: Vec<RowQuery> = par_runs(rows, 512, |run| {
+            let mut cache = TokenCache::default();
+            run.iter()
+                .map(|r| row_query(&blinder, &mut cache, r, reference_year))
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect();
         let mut q = TokenQuery::default();
         for r in &queries {
             match mode(r) {
@@ -298,39 +378,69 @@ impl Matcher<'_> {
             v.sort_unstable();
             v.dedup();
         }
-        let mut cands = Vec::new();
+        let mut parts = Vec::new();
         for part in q.split(QUERY_TOKENS) {
-            cands.extend(self.source.candidates(&part)?);
+            parts.push(self.source.candidates(&part)?);
         }
-        cands.sort_by_key(|c| c.order_ref);
-        cands.dedup_by_key(|c| c.order_ref);
-        let by = CandidateMaps::new(&cands);
-
+        let set = CandidateSet::merge(parts)?;
+        let by = CandidateMaps::new(set.orders(), &q);
+        let cities = CityIds::new(&set);
         let w = weights();
+        let ctx = Ctx {
+            set: &set,
+            by: &by,
+            cities: &cities,
+            w: &w,
+        };
+        let decisions = decide_all(&queries, &ctx);
+
+        // Step 2: the details of the matched orders only.
+        let cands = set.orders();
+        let refs: Vec<u64> = decisions
+            .iter()
+            .filter(|d| d.level.is_some())
+            .filter_map(|d| d.order.and_then(|o| cands.get(o)).map(|c| c.order_ref))
+            .collect::<BTreeSet<u64>>()
+            .into_iter()
+            .collect();
+        let details = if refs.is_empty() {
+            Vec::new()
+        } else {
+            self.source.details(&refs)?
+        };
+        if details.len() != refs.len() || details.iter().zip(&refs).any(|(d, r)| d.order_ref != *r)
+        {
+            return Err(MatchError::Internal(
+                "the record source answered with other orders than the ones asked for".into(),
+            ));
+        }
+        let details_of = |o: usize| -> Option<&OrderDetails> {
+            let r = cands.get(o)?.order_ref;
+            refs.binary_search(&r).ok().and_then(|i| details.get(i))
+        };
+
         let mut report = MatchReport {
             rows_checked: rows.len() as u64,
             ..MatchReport::default()
         };
         let mut customers: BTreeSet<(u8, u64)> = BTreeSet::new();
-        let mut matched: BTreeMap<u64, usize> = BTreeMap::new();
-        for (i, r) in queries.iter().enumerate() {
-            let d = decide(r, &cands, &by, &w);
-            if let (Some(o), Some(level)) = (d.order, &d.level) {
+        for (i, d) in decisions.into_iter().enumerate() {
+            if let (Some(_), Some(level)) = (d.order, &d.level) {
                 report.rows_matched += 1;
                 *report.by_level.entry(level.clone()).or_insert(0) += 1;
-                matched.insert(cands[o].order_ref, o);
                 customers.extend(d.customer);
             }
             report.rows.push(RowResult {
                 row: i as u64,
-                order_id: d.order.map(|o| cands[o].order_id.clone()),
+                order_id: d.order.and_then(&details_of).map(|o| o.order_id.clone()),
                 level: d.level,
                 score: (d.score * 1000.0).round() / 1000.0,
                 agreed: d.agreed,
                 note: d.note,
             });
         }
-        let orders: Vec<&Candidate> = matched.values().map(|o| &cands[*o]).collect();
+        // Sorted by order ref, as `refs`.
+        let orders: Vec<&OrderDetails> = details.iter().collect();
         report.distinct_customers = customers.len() as u64;
         report.distinct_orders = orders.len() as u64;
         let ids: BTreeSet<&str> = orders.iter().map(|c| c.order_id.as_str()).collect();
@@ -396,49 +506,77 @@ fn mode(r: &RowQuery) -> Option<Mode> {
     }
 }
 
-/// Candidate positions by token.
+/// Decides every row, on every core when there are enough rows to pay for a thread.
+fn decide_all(queries: &[RowQuery], x: &Ctx<'_>) -> Vec<Decision> {
+    par_runs(queries, 256, |run| {
+        run.iter().map(|r| decide(r, x)).collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+type TokenMap = HashMap<Token, Vec<usize>, BuildHasherDefault<PieceHasher>>;
+
+/// Candidate positions (ascending) by token, for the tokens of the query only: a row looks up
+/// only its own tokens, and the query holds every row's.
 struct CandidateMaps {
-    phone: HashMap<Token, Vec<usize>>,
-    masked: HashMap<Token, Vec<usize>>,
-    name: HashMap<Token, Vec<usize>>,
-    pinyin: HashMap<Token, Vec<usize>>,
+    phone: TokenMap,
+    masked: TokenMap,
+    name: TokenMap,
+    pinyin: TokenMap,
 }
 
 impl CandidateMaps {
-    fn new(cands: &[Candidate]) -> CandidateMaps {
-        let mut m = CandidateMaps {
-            phone: HashMap::new(),
-            masked: HashMap::new(),
-            name: HashMap::new(),
-            pinyin: HashMap::new(),
-        };
-        for (i, c) in cands.iter().enumerate() {
-            let t = &c.tokens;
-            for (map, tok) in [
-                (&mut m.phone, t.phone),
-                (&mut m.masked, t.masked),
-                (&mut m.name, t.name),
-                (&mut m.pinyin, t.pinyin),
-            ] {
-                if let Some(tok) = tok {
-                    map.entry(tok).or_default().push(i);
+    /// Two maps per thread: full and masked phones on a second thread, names and pinyin here.
+    fn new(cands: &[Candidate], q: &TokenQuery) -> CandidateMaps {
+        type Field = fn(&Candidate) -> Option<Token>;
+        let build = |tokens: &[Token], field: Field| -> TokenMap {
+            let mut map: TokenMap = tokens.iter().map(|t| (*t, Vec::new())).collect();
+            for (i, c) in cands.iter().enumerate() {
+                if let Some(v) = field(c).and_then(|t| map.get_mut(&t)) {
+                    v.push(i);
                 }
             }
+            map
+        };
+        let phones = || (build(&q.phone, |c| c.phone), build(&q.masked, |c| c.masked));
+        let ((phone, masked), name, pinyin) = std::thread::scope(|s| {
+            let other = s.spawn(phones);
+            let name = build(&q.name, |c| c.name);
+            let pinyin = build(&q.pinyin, |c| c.pinyin);
+            let both = match other.join() {
+                Ok(both) => both,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            (both, name, pinyin)
+        });
+        CandidateMaps {
+            phone,
+            masked,
+            name,
+            pinyin,
         }
-        m
+    }
+
+    /// The candidates with `token` in `map` (none for a token outside the query).
+    fn get<'a>(&self, map: &'a TokenMap, token: Option<Token>) -> &'a [usize] {
+        token.and_then(|t| map.get(&t)).map_or(&[], Vec::as_slice)
     }
 }
 
 fn customer_of(c: &Candidate) -> (u8, u64) {
-    match c.tokens.phone {
+    match c.phone {
         Some(t) => (0, t.0),
         None => (1, c.order_ref),
     }
 }
 
-fn evaluate(r: &RowQuery, c: &Candidate, order: usize, w: &Weights) -> Eval {
+fn evaluate(r: &RowQuery, row_city: Option<u32>, x: &Ctx<'_>, order: usize) -> Option<Eval> {
+    let c = x.set.orders().get(order)?;
+    let w = x.w;
     let name = compare_name(r, c);
-    let addr = compare_address(r, c);
+    let addr = compare_address(r, row_city, x, c);
     let wn = match name {
         NameAgree::Missing => 0.0,
         NameAgree::Exact => w.name_exact,
@@ -451,42 +589,32 @@ fn evaluate(r: &RowQuery, c: &Candidate, order: usize, w: &Weights) -> Eval {
         AddrAgree::Partial => w.addr_partial,
         AddrAgree::Differs => w.addr_differs,
     };
-    Eval {
+    Some(Eval {
         order,
         name,
         addr,
         evidence: wn + wa,
-    }
+    })
 }
 
-fn decide(r: &RowQuery, cands: &[Candidate], by: &CandidateMaps, w: &Weights) -> Decision {
+fn decide(r: &RowQuery, x: &Ctx<'_>) -> Decision {
+    let (cands, by, w) = (x.set.orders(), x.by, x.w);
     let Some(m) = mode(r) else {
         return Decision::none(
             "nothing to match on: no phone, no masked phone, no name with an address",
         );
     };
-    let empty = Vec::new();
-    let pool: Vec<usize> = match m {
-        Mode::Phone => r
-            .phone
-            .and_then(|t| by.phone.get(&t))
-            .unwrap_or(&empty)
-            .clone(),
-        Mode::Masked => r
-            .masked
-            .and_then(|t| by.masked.get(&t))
-            .unwrap_or(&empty)
-            .clone(),
+    let merged: Vec<usize>;
+    let pool: &[usize] = match m {
+        Mode::Phone => by.get(&by.phone, r.phone),
+        Mode::Masked => by.get(&by.masked, r.masked),
         Mode::Fuzzy => {
-            let mut v: Vec<usize> = r
-                .name
-                .and_then(|t| by.name.get(&t))
-                .unwrap_or(&empty)
-                .clone();
-            v.extend(r.pinyin.and_then(|t| by.pinyin.get(&t)).unwrap_or(&empty));
+            let mut v = by.get(&by.name, r.name).to_vec();
+            v.extend_from_slice(by.get(&by.pinyin, r.pinyin));
             v.sort_unstable();
             v.dedup();
-            v
+            merged = v;
+            &merged
         }
     };
     if pool.is_empty() {
@@ -496,14 +624,14 @@ fn decide(r: &RowQuery, cands: &[Candidate], by: &CandidateMaps, w: &Weights) ->
             Mode::Fuzzy => "no order with this name",
         });
     }
-    // Group by customer; keep each customer's acceptable orders.
-    let mut groups: BTreeMap<(u8, u64), Vec<Eval>> = BTreeMap::new();
-    for &i in &pool {
-        groups
-            .entry(customer_of(&cands[i]))
-            .or_default()
-            .push(evaluate(r, &cands[i], i, w));
-    }
+    // Group by customer (customers ascending, each one's orders in pool order).
+    let row_city = r.city.as_deref().map(|c| x.cities.of_row(c));
+    let mut evaluated: Vec<((u8, u64), Eval)> = pool
+        .iter()
+        .filter_map(|&i| Some((customer_of(cands.get(i)?), evaluate(r, row_city, x, i)?)))
+        .collect();
+    evaluated.sort_by_key(|(customer, _)| *customer);
+    let groups: Vec<&[((u8, u64), Eval)]> = evaluated.chunk_by(|a, b| a.0 == b.0).collect();
     let k = groups.len() as f64;
     let base = match m {
         Mode::Phone => w.phone,
@@ -526,15 +654,17 @@ fn decide(r: &RowQuery, cands: &[Candidate], by: &CandidateMaps, w: &Weights) ->
     // Best acceptable evidence per customer.
     let mut ranked: Vec<((u8, u64), f64)> = groups
         .iter()
-        .filter_map(|(cust, evals)| {
-            evals
+        .filter_map(|group| {
+            let cust = group.first()?.0;
+            group
                 .iter()
+                .map(|(_, e)| e)
                 .filter(|e| acceptable(e))
                 .map(|e| e.evidence)
                 .fold(None, |acc: Option<f64>, x| {
                     Some(acc.map_or(x, |a| a.max(x)))
                 })
-                .map(|best| (*cust, best))
+                .map(|best| (cust, best))
         })
         .collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -561,8 +691,14 @@ fn decide(r: &RowQuery, cands: &[Candidate], by: &CandidateMaps, w: &Weights) ->
         ));
     }
     let evals: Vec<Eval> = groups
-        .get(&customer)
-        .map(|v| v.iter().copied().filter(|e| acceptable(e)).collect())
+        .iter()
+        .find(|g| g.first().is_some_and(|(c, _)| *c == customer))
+        .map(|g| {
+            g.iter()
+                .map(|(_, e)| *e)
+                .filter(|e| acceptable(e))
+                .collect()
+        })
         .unwrap_or_default();
     let (chosen, by_time) = choose_order(&evals, cands, &r.times);
     let Some(e) = chosen else {

@@ -8,12 +8,16 @@
 //! - [`blind`]: the [`BlindKey`] and the keyed tokens (HMAC-SHA256, truncated) that replace every
 //!   piece of customer data. Only tokens and non-personal order metadata are ever stored.
 //! - [`index`]: the on-disk [`LocalIndex`] built from an order-records export (resumable import,
-//!   posting arrays + forward table), and the optional staff access log.
+//!   posting arrays + forward table + per-day actor counts, memory-mapped for lookups), and
+//!   the optional staff access log.
 //! - [`matcher`]: [`Matcher::check`] turns sample rows into tokens, asks a [`RecordSource`] for
-//!   candidate orders and decides, row by row, which order (if any) the row describes.
+//!   candidate orders (a lean [`CandidateSet`]: tokens, time, city) and decides, row by row,
+//!   which order (if any) the row describes; only then does it fetch the [`OrderDetails`] (order
+//!   id, actors, access events) of the matched orders.
 //! - [`attribution`]: ranks the actors (merchant, rider, delivery partner, accounts from the
 //!   access log) that handled the matched orders far more often than their base rate.
-//! - [`remote`]: the same [`RecordSource`] over HTTP, so the platform can keep the index and
+//! - [`remote`]: the same [`RecordSource`] over HTTP (protocol version 2: candidates, then the
+//!   details of the matched orders, then base counts), so the platform can keep the index and
 //!   answer token queries itself; plus a reference server.
 //! - [`generator`]: synthetic records and seller samples with a planted leak, for tests and the
 //!   benchmark.
@@ -22,7 +26,8 @@
 //! sent over the wire by this module; the key is never written by this module; nothing here
 //! panics on bad input (errors are [`MatchError`]s, bad rows are reported, never dropped).
 //!
-//! The types below are both the Rust API and the JSON of the remote protocol (see [`remote`]).
+//! The types below are both the Rust API and the JSON of the remote protocol (see [`remote`]),
+//! except [`CandidateSet`], whose JSON form is defined in [`remote`].
 
 pub mod attribution;
 pub mod blind;
@@ -37,6 +42,7 @@ mod records;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -113,6 +119,43 @@ impl MatchError {
             reason: reason.into(),
         }
     }
+}
+
+/// Maps `items` in runs, one per core (each of at least `min_run` items, so small inputs stay
+/// on the calling thread), on scoped threads; the results come back in input order. A panic
+/// in a run is passed on to the caller, as if the run had been called there.
+pub(crate) fn par_runs<I: Sync, T: Send>(
+    items: &[I],
+    min_run: usize,
+    f: impl Fn(&[I]) -> T + Sync,
+) -> Vec<T> {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8)
+    });
+    let runs = (items.len() / min_run.max(1)).clamp(1, cores);
+    if runs == 1 {
+        return vec![f(items)];
+    }
+    let per = items.len().div_ceil(runs);
+    let f = &f;
+    std::thread::scope(|s| {
+        let mut chunks = items.chunks(per);
+        let first = chunks.next().unwrap_or(&[]);
+        let others: Vec<_> = chunks.map(|run| s.spawn(move || f(run))).collect();
+        let mut out = Vec::with_capacity(runs);
+        out.push(f(first));
+        for h in others {
+            match h.join() {
+                Ok(t) => out.push(t),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
 }
 
 /// A keyed 64-bit token (see [`blind`]). Written as 16 hex digits in JSON, because JSON numbers
@@ -236,10 +279,249 @@ pub struct AccessEvent {
     pub at: i64,
 }
 
-/// A candidate order: its reference, non-personal metadata, tokens and access events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A candidate order, as much of it as deciding needs: reference, time, city and tokens. Its
+/// address tokens and city name are kept by the [`CandidateSet`] it belongs to, so a candidate
+/// costs no allocation of its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Candidate {
     /// The source's internal reference, stable for one index.
+    pub order_ref: u64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Position of the order's city in [`CandidateSet::cities`].
+    pub city: u32,
+    /// In a mapped set, the source file the address tokens are in.
+    chunk: u32,
+    pub phone: Option<Token>,
+    pub masked: Option<Token>,
+    pub name: Option<Token>,
+    pub pinyin: Option<Token>,
+    pub district: Option<Token>,
+    /// Where the set keeps the order's address tokens, and how many there are: (start,
+    /// length) in the token array of an owned set, or in the `chunk`'s tokens of a mapped one.
+    address: (u32, u32),
+}
+
+/// The answer to a [`TokenQuery`] (step 1 of the lookup): candidate orders sorted by
+/// `order_ref`, each once, with the city names of all of them stored once.
+///
+/// Address tokens are either owned by the set (all orders' tokens back to back: a remote
+/// answer) or borrowed from the source's memory-mapped index, read only when a row's
+/// comparison gets that far (most candidates are ruled out on city or district first). The
+/// lifetime is the source's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CandidateSet<'a> {
+    cities: Vec<String>,
+    orders: Vec<Candidate>,
+    address: Addresses<'a>,
+}
+
+/// Where a [`CandidateSet`] keeps its address tokens.
+#[derive(Clone, PartialEq)]
+enum Addresses<'a> {
+    /// All orders' tokens back to back.
+    Owned(Vec<u32>),
+    /// The source's files' address tokens (little-endian u32s, in its memory), by chunk.
+    Mapped(Vec<&'a [u8]>),
+}
+
+impl fmt::Debug for Addresses<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Addresses::Owned(all) => write!(f, "Owned({} tokens)", all.len()),
+            // Not the mapped bytes themselves: they are whole index sections.
+            Addresses::Mapped(chunks) => write!(f, "Mapped({} chunks)", chunks.len()),
+        }
+    }
+}
+
+impl Default for Addresses<'_> {
+    fn default() -> Self {
+        Addresses::Owned(Vec::new())
+    }
+}
+
+/// Address tokens a candidate has at most when they are decoded without allocating (an
+/// address has at most [`normalise::MAX_ADDRESS_PIECES`] pieces).
+const INLINE_TOKENS: usize = 64;
+
+impl Candidate {
+    /// Records where a mapped set finds the order's address tokens: `len` tokens from `start`
+    /// in the address tokens of chunk `chunk` (see [`CandidateSet::mapped`]).
+    pub(crate) fn mapped(mut self, chunk: u32, start: u32, len: u32) -> Candidate {
+        self.chunk = chunk;
+        self.address = (start, len);
+        self
+    }
+}
+
+impl<'a> CandidateSet<'a> {
+    /// A set whose address tokens stay in the source's memory: the tokens of an order are
+    /// `address` tokens from `address.0` on in `chunks[chunk]` (little-endian u32s), as
+    /// [`Candidate::mapped`] records them. `orders` must be sorted by ref, each once, and
+    /// their cities positions in `cities`.
+    pub(crate) fn mapped(
+        cities: Vec<String>,
+        orders: Vec<Candidate>,
+        chunks: Vec<&'a [u8]>,
+    ) -> CandidateSet<'a> {
+        CandidateSet {
+            cities,
+            orders,
+            address: Addresses::Mapped(chunks),
+        }
+    }
+
+    /// The candidates, sorted by `order_ref`.
+    pub fn orders(&self) -> &[Candidate] {
+        &self.orders
+    }
+    /// Number of candidates.
+    pub fn len(&self) -> usize {
+        self.orders.len()
+    }
+    /// True when no order carries any token of the query.
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty()
+    }
+    /// The city names candidates refer to by position ("" for an order without a city).
+    pub fn cities(&self) -> &[String] {
+        &self.cities
+    }
+    /// The city of `c` ("" when unknown).
+    pub fn city(&self, c: &Candidate) -> &str {
+        self.cities
+            .get(c.city as usize)
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+    /// How many address tokens `c` has (without reading them).
+    pub fn address_len(&self, c: &Candidate) -> usize {
+        c.address.1 as usize
+    }
+    /// The address tokens of `c`: sorted, distinct, number pieces (top bit set) last.
+    pub fn address(&self, c: &Candidate) -> Cow<'_, [u32]> {
+        self.with_address(c, |tokens| match &self.address {
+            Addresses::Owned(all) => {
+                let (start, len) = (c.address.0 as usize, c.address.1 as usize);
+                Cow::Borrowed(all.get(start..start + len).unwrap_or(&[]))
+            }
+            Addresses::Mapped(_) => Cow::Owned(tokens.to_vec()),
+        })
+    }
+
+    /// Calls `f` with the address tokens of `c`, decoding mapped tokens into a buffer on the
+    /// stack (no allocation for any real address).
+    pub(crate) fn with_address<R>(&self, c: &Candidate, f: impl FnOnce(&[u32]) -> R) -> R {
+        let (start, len) = (c.address.0 as usize, c.address.1 as usize);
+        match &self.address {
+            Addresses::Owned(all) => f(all.get(start..start + len).unwrap_or(&[])),
+            Addresses::Mapped(chunks) => {
+                let bytes = chunks
+                    .get(c.chunk as usize)
+                    .and_then(|all| all.get(start * 4..(start + len) * 4))
+                    .unwrap_or(&[]);
+                let decode = |b: &[u8]| <[u8; 4]>::try_from(b).map_or(0, u32::from_le_bytes);
+                if bytes.len() / 4 <= INLINE_TOKENS {
+                    let mut buf = [0u32; INLINE_TOKENS];
+                    let mut n = 0;
+                    for (slot, b) in buf.iter_mut().zip(bytes.chunks_exact(4)) {
+                        *slot = decode(b);
+                        n += 1;
+                    }
+                    f(buf.get(..n).unwrap_or(&[]))
+                } else {
+                    let all: Vec<u32> = bytes.chunks_exact(4).map(decode).collect();
+                    f(&all)
+                }
+            }
+        }
+    }
+
+    /// The position of city `name`, added if new. Cities are few, so a scan is enough.
+    pub fn add_city(&mut self, name: &str) -> u32 {
+        match self.cities.iter().position(|c| c == name) {
+            Some(i) => i as u32,
+            None => {
+                self.cities.push(name.to_string());
+                (self.cities.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Appends `c` with its address tokens (`c.city` must come from [`CandidateSet::add_city`]).
+    /// Callers append in `order_ref` order, or call [`CandidateSet::merge`] afterwards. A set
+    /// borrowing its tokens from a source's memory takes a copy of them first.
+    pub fn push(&mut self, mut c: Candidate, address: &[u32]) -> Result<(), MatchError> {
+        if let Addresses::Mapped(_) = self.address {
+            let mut owned = Vec::new();
+            let orders = self.orders.clone();
+            for o in &orders {
+                self.with_address(o, |t| owned.push(t.to_vec()));
+            }
+            self.orders.clear();
+            self.address = Addresses::Owned(Vec::new());
+            for (o, t) in orders.into_iter().zip(owned) {
+                self.push(o, &t)?;
+            }
+        }
+        let Addresses::Owned(all) = &mut self.address else {
+            return Err(MatchError::Internal("candidate set still mapped".into()));
+        };
+        let too_large = || MatchError::Query("candidate answer too large".into());
+        let start = u32::try_from(all.len()).map_err(|_| too_large())?;
+        let len = u32::try_from(address.len()).map_err(|_| too_large())?;
+        start.checked_add(len).ok_or_else(too_large)?;
+        c.address = (start, len);
+        c.chunk = 0;
+        all.extend_from_slice(address);
+        self.orders.push(c);
+        Ok(())
+    }
+
+    /// The union of several answers (parts of one split query), sorted by `order_ref`, each
+    /// order once (the first answer's copy). A single sorted answer is returned as it is.
+    pub fn merge(mut parts: Vec<CandidateSet<'a>>) -> Result<CandidateSet<'a>, MatchError> {
+        if parts.len() == 1
+            && parts
+                .first()
+                .is_some_and(|p| p.orders.is_sorted_by(|a, b| a.order_ref < b.order_ref))
+            && let Some(only) = parts.pop()
+        {
+            return Ok(only);
+        }
+        // (ref, part, position); a stable sort keeps the first part's copy first.
+        let mut all: Vec<(u64, usize, usize)> = parts
+            .iter()
+            .enumerate()
+            .flat_map(|(p, s)| {
+                s.orders
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, c)| (c.order_ref, p, i))
+            })
+            .collect();
+        all.sort_by_key(|e| e.0);
+        all.dedup_by_key(|e| e.0);
+        let mut out = CandidateSet::default();
+        for (_, p, i) in all {
+            let (Some(part), Some(c)) = (parts.get(p), parts.get(p).and_then(|s| s.orders.get(i)))
+            else {
+                continue;
+            };
+            let mut c = *c;
+            c.city = out.add_city(part.city(&c));
+            part.with_address(&c, |tokens| out.push(c, tokens))?;
+        }
+        Ok(out)
+    }
+}
+
+/// A matched order's non-personal details (step 2 of the lookup): what the report and
+/// attribution need, fetched only for the orders finally matched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderDetails {
+    /// The source's internal reference, as in [`Candidate::order_ref`].
     pub order_ref: u64,
     pub order_id: String,
     /// Unix seconds.
@@ -250,9 +532,15 @@ pub struct Candidate {
     pub delivery_partner: String,
     /// The partner a planted canary record was issued to.
     pub canary_for: Option<String>,
-    pub tokens: OrderTokens,
     #[serde(default)]
     pub access: Vec<AccessEvent>,
+}
+
+/// An actor by kind and id, as in [`ActorCount`] and [`Suspect`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ActorRef {
+    pub actor_kind: String,
+    pub actor_id: String,
 }
 
 /// Orders per actor, for attribution base rates.
@@ -281,13 +569,28 @@ pub struct BaseCounts {
 
 /// Where candidate orders and base counts come from: the local index or the platform's
 /// service. Both see only tokens.
+///
+/// A lookup has two steps, so that only the orders finally matched cost more than their
+/// tokens: [`RecordSource::candidates`] returns the lean [`CandidateSet`] that deciding needs
+/// (tens of thousands of orders for a large sample), then [`RecordSource::details`] returns the
+/// ids, actors and access events of the matched few.
 pub trait RecordSource: Send + Sync {
     /// Candidate orders for the tokens of one or more sample rows.
-    fn candidates(&self, query: &TokenQuery) -> Result<Vec<Candidate>, MatchError>;
+    fn candidates(&self, query: &TokenQuery) -> Result<CandidateSet<'_>, MatchError>;
+    /// The details of the orders `refs` (refs from [`RecordSource::candidates`]), one per ref,
+    /// in the order given. An unknown ref is an error.
+    fn details(&self, refs: &[u64]) -> Result<Vec<OrderDetails>, MatchError>;
     /// Order counts per actor (and in total) within a city and time window, for attribution
-    /// base rates. `from` and `to` are unix seconds, both inclusive.
-    fn base_counts(&self, city: Option<&str>, from: i64, to: i64)
-    -> Result<BaseCounts, MatchError>;
+    /// base rates. `from` and `to` are unix seconds, both inclusive. With `only`, the answer
+    /// lists just those actors (a city has thousands; attribution needs the few the matched
+    /// orders touched); the total still counts every order.
+    fn base_counts(
+        &self,
+        city: Option<&str>,
+        from: i64,
+        to: i64,
+        only: Option<&[ActorRef]>,
+    ) -> Result<BaseCounts, MatchError>;
 }
 
 /// The verdict on one sample row.

@@ -2,34 +2,55 @@
 //! answer token queries) on its side and leakwatch sends only keyed tokens. Also the reference
 //! server, which answers the protocol from a [`LocalIndex`].
 //!
-//! # Protocol (version 1)
+//! # Protocol (version 2)
 //!
 //! JSON over HTTP(S). Every request carries `Authorization: Bearer <token>`; a missing or wrong
 //! token gets `401`. Tokens are 16 lowercase hex digits (64-bit values: JSON numbers lose
 //! precision above 2^53); address tokens are plain JSON numbers (32-bit).
 //!
-//! `POST /v1/candidates` — body: a [`TokenQuery`]
+//! A lookup takes two requests (candidates, then the matched orders' details), so that the many
+//! candidate orders of a sample travel as tokens only and the details of an order are sent only
+//! when a row matched it; attribution then asks for base counts.
+//!
+//! `POST /v2/candidates` — body: a [`TokenQuery`]
 //!
 //! ```json
 //! {"phone": ["0a1b…"], "masked": ["…"], "name": ["…"], "pinyin": ["…"], "limit_per_token": 0}
 //! ```
 //!
-//! Answer `200`: `{"candidates": [Candidate, …]}` — every order carrying any of the tokens (at
-//! most `limit_per_token` per token, 0 = the server's default), each as a [`Candidate`]:
-//! `order_ref`, `order_id`, `created_at` (unix seconds), `city`, `merchant_id`, `rider_id`,
-//! `delivery_partner`, `canary_for` (null or a partner), `tokens` (`phone`, `masked`, `name`,
-//! `pinyin`, `district`: hex token or null; `address`: sorted u32 array, top bit = number
-//! piece) and `access` (`actor_kind`, `actor_id`, `action`, `at`). At most
+//! Answer `200`: a [`CandidatesResponse`], every order carrying any of the tokens (at most
+//! `limit_per_token` per token, 0 = the server's default):
+//!
+//! ```json
+//! {"cities": ["北京", "上海"],
+//!  "candidates": [{"order_ref": 17, "created_at": 1730450000, "city": 0,
+//!                  "tokens": {"phone": "…", "masked": "…", "name": "…", "pinyin": "…",
+//!                             "district": "…", "address": [1234, 2147485000]}}]}
+//! ```
+//!
+//! `city` is a position in `cities` (each city name sent once); `created_at` is unix seconds;
+//! the tokens are hex or null, `address` a sorted u32 array (top bit = number piece). At most
 //! [`MAX_TOKENS_PER_REQUEST`] tokens per request (`413` beyond); the client splits larger
 //! queries.
 //!
-//! `POST /v1/base` — body `{"city": "北京" | null, "from": <unix>, "to": <unix>}` (both bounds
-//! inclusive). Answer `200`: a [`BaseCounts`]: `{"city", "from", "to", "total", "actors":
-//! [{"actor_kind", "actor_id", "orders"}]}`.
+//! `POST /v2/orders` — body `{"refs": [17, 42]}`: order refs from `/v2/candidates`, at most
+//! [`MAX_REFS_PER_REQUEST`] (`413` beyond). Answer `200`: `{"orders": [OrderDetails, …]}`, one
+//! per ref in the order asked, each an [`OrderDetails`]: `order_ref`, `order_id`, `created_at`,
+//! `city`, `merchant_id`, `rider_id`, `delivery_partner`, `canary_for` (null or a partner) and
+//! `access` (`actor_kind`, `actor_id`, `action`, `at`). An unknown ref is a `400`.
+//!
+//! `POST /v2/base` — body `{"city": "北京" | null, "from": <unix>, "to": <unix>, "actors":
+//! [{"actor_kind", "actor_id"}] | null}` (both bounds inclusive; `actors`, optional, limits the
+//! answer to those actors). Answer `200`: a [`BaseCounts`]: `{"city", "from", "to", "total",
+//! "actors": [{"actor_kind", "actor_id", "orders"}]}`, `total` counting every order of the
+//! city and window, `actors` those with at least one order, sorted by kind and id.
 //!
 //! Errors: `400` malformed request (plain-text reason), `401` unauthorised, `413` too many
-//! tokens, `500` server failure. Neither side ever sends a raw name, phone or address; the
-//! server never needs the key (it only looks tokens up).
+//! tokens or refs, `500` server failure. Neither side ever sends a raw name, phone or address;
+//! the server never needs the key (it only looks tokens up).
+//!
+//! Version 1 (`/v1/candidates` answered every candidate with its order id, actors and access
+//! events; `/v1/base`) is no longer served or spoken.
 //!
 //! # Sync and async
 //!
@@ -58,25 +79,118 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 
-use super::{BaseCounts, Candidate, LocalIndex, MatchError, RecordSource, TokenQuery};
+use super::{
+    ActorRef, BaseCounts, Candidate, CandidateSet, LocalIndex, MatchError, OrderDetails,
+    OrderTokens, RecordSource, TokenQuery,
+};
 
 /// Most tokens one request may carry.
 pub const MAX_TOKENS_PER_REQUEST: usize = 5_000;
+/// Most order refs one `/v2/orders` request may carry.
+pub const MAX_REFS_PER_REQUEST: usize = 5_000;
 /// Largest request body the reference server accepts.
 const MAX_BODY_BYTES: usize = 4 << 20;
 
-/// Body of `POST /v1/base`.
+/// Body of `POST /v2/base`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BaseRequest {
     pub city: Option<String>,
     pub from: i64,
     pub to: i64,
+    /// Only these actors in the answer (all when absent or null).
+    #[serde(default)]
+    pub actors: Option<Vec<ActorRef>>,
 }
 
-/// Answer of `POST /v1/candidates`.
+/// Answer of `POST /v2/candidates`: a [`CandidateSet`] in JSON form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CandidatesResponse {
-    pub candidates: Vec<Candidate>,
+    /// City names, referred to by position.
+    pub cities: Vec<String>,
+    pub candidates: Vec<WireCandidate>,
+}
+
+/// One candidate order of a [`CandidatesResponse`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireCandidate {
+    pub order_ref: u64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Position in [`CandidatesResponse::cities`].
+    pub city: u32,
+    pub tokens: OrderTokens,
+}
+
+impl CandidatesResponse {
+    /// The JSON form of `set`.
+    pub fn from_set(set: &CandidateSet<'_>) -> CandidatesResponse {
+        CandidatesResponse {
+            cities: set.cities().to_vec(),
+            candidates: set
+                .orders()
+                .iter()
+                .map(|c| WireCandidate {
+                    order_ref: c.order_ref,
+                    created_at: c.created_at,
+                    city: c.city,
+                    tokens: OrderTokens {
+                        phone: c.phone,
+                        masked: c.masked,
+                        name: c.name,
+                        pinyin: c.pinyin,
+                        district: c.district,
+                        address: set.address(c).into_owned(),
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    /// Back to a [`CandidateSet`] (sorted by ref, each order once). Refuses a city position
+    /// outside `cities`; sorts address tokens a server sent unsorted.
+    pub fn into_set(self) -> Result<CandidateSet<'static>, MatchError> {
+        let mut set = CandidateSet::default();
+        let positions: Vec<u32> = self.cities.iter().map(|c| set.add_city(c)).collect();
+        for w in self.candidates {
+            let city = positions.get(w.city as usize).copied().ok_or_else(|| {
+                MatchError::Remote(format!(
+                    "candidate {} names city {} of {}",
+                    w.order_ref,
+                    w.city,
+                    positions.len()
+                ))
+            })?;
+            let mut address = w.tokens.address;
+            if !address.is_sorted() {
+                address.sort_unstable();
+            }
+            let c = Candidate {
+                order_ref: w.order_ref,
+                created_at: w.created_at,
+                city,
+                phone: w.tokens.phone,
+                masked: w.tokens.masked,
+                name: w.tokens.name,
+                pinyin: w.tokens.pinyin,
+                district: w.tokens.district,
+                ..Candidate::default()
+            };
+            set.push(c, &address)?;
+        }
+        CandidateSet::merge(vec![set])
+    }
+}
+
+/// Body of `POST /v2/orders`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrdersRequest {
+    pub refs: Vec<u64>,
+}
+
+/// Answer of `POST /v2/orders`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrdersResponse {
+    pub orders: Vec<OrderDetails>,
 }
 
 /// A [`RecordSource`] that asks a platform service over HTTP(S).
@@ -164,15 +278,34 @@ impl RemoteSource {
 }
 
 impl RecordSource for RemoteSource {
-    fn candidates(&self, query: &TokenQuery) -> Result<Vec<Candidate>, MatchError> {
-        let mut all: Vec<Candidate> = Vec::new();
+    fn candidates(&self, query: &TokenQuery) -> Result<CandidateSet<'_>, MatchError> {
+        let mut parts = Vec::new();
         for part in query.split(MAX_TOKENS_PER_REQUEST) {
-            let r: CandidatesResponse = self.post("/v1/candidates", &part)?;
-            all.extend(r.candidates);
+            let r: CandidatesResponse = self.post("/v2/candidates", &part)?;
+            parts.push(r.into_set()?);
         }
-        all.sort_by_key(|c| c.order_ref);
-        all.dedup_by_key(|c| c.order_ref);
-        Ok(all)
+        CandidateSet::merge(parts)
+    }
+
+    fn details(&self, refs: &[u64]) -> Result<Vec<OrderDetails>, MatchError> {
+        let mut out = Vec::with_capacity(refs.len());
+        for part in refs.chunks(MAX_REFS_PER_REQUEST) {
+            let r: OrdersResponse = self.post(
+                "/v2/orders",
+                &OrdersRequest {
+                    refs: part.to_vec(),
+                },
+            )?;
+            if r.orders.len() != part.len()
+                || r.orders.iter().zip(part).any(|(o, r)| o.order_ref != *r)
+            {
+                return Err(MatchError::Remote(
+                    "/v2/orders: answer does not list the orders asked for, in order".into(),
+                ));
+            }
+            out.extend(r.orders);
+        }
+        Ok(out)
     }
 
     fn base_counts(
@@ -180,13 +313,15 @@ impl RecordSource for RemoteSource {
         city: Option<&str>,
         from: i64,
         to: i64,
+        only: Option<&[ActorRef]>,
     ) -> Result<BaseCounts, MatchError> {
         self.post(
-            "/v1/base",
+            "/v2/base",
             &BaseRequest {
                 city: city.map(str::to_string),
                 from,
                 to,
+                actors: only.map(<[ActorRef]>::to_vec),
             },
         )
     }
@@ -253,8 +388,43 @@ async fn candidates_handler(
     }
     // Index lookups are blocking file reads: keep them off the async workers.
     let index = Arc::clone(&st.index);
-    match tokio::task::spawn_blocking(move || index.candidates(&q)).await {
-        Ok(Ok(candidates)) => Json(CandidatesResponse { candidates }).into_response(),
+    match tokio::task::spawn_blocking(move || {
+        index
+            .candidates(&q)
+            .map(|set| CandidatesResponse::from_set(&set))
+    })
+    .await
+    {
+        Ok(Ok(answer)) => Json(answer).into_response(),
+        Ok(Err(e)) => index_error(e),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("lookup failed: {e}"),
+        ),
+    }
+}
+
+async fn orders_handler(
+    State(st): State<ServerState>,
+    headers: HeaderMap,
+    body: Result<Json<OrdersRequest>, JsonRejection>,
+) -> Response {
+    if !authorised(&headers, &st.token_hash) {
+        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    }
+    let req = match body {
+        Ok(Json(r)) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if req.refs.len() > MAX_REFS_PER_REQUEST {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("at most {MAX_REFS_PER_REQUEST} order refs per request"),
+        );
+    }
+    let index = Arc::clone(&st.index);
+    match tokio::task::spawn_blocking(move || index.details(&req.refs)).await {
+        Ok(Ok(orders)) => Json(OrdersResponse { orders }).into_response(),
         Ok(Err(e)) => index_error(e),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -280,7 +450,7 @@ async fn base_handler(
     }
     let index = Arc::clone(&st.index);
     match tokio::task::spawn_blocking(move || {
-        index.base_counts(req.city.as_deref(), req.from, req.to)
+        index.base_counts(req.city.as_deref(), req.from, req.to, req.actors.as_deref())
     })
     .await
     {
@@ -310,8 +480,9 @@ pub async fn serve_reference(
         token_hash: Sha256::digest(token.trim().as_bytes()).into(),
     };
     let app = Router::new()
-        .route("/v1/candidates", post(candidates_handler))
-        .route("/v1/base", post(base_handler))
+        .route("/v2/candidates", post(candidates_handler))
+        .route("/v2/orders", post(orders_handler))
+        .route("/v2/base", post(base_handler))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(listen)

@@ -293,6 +293,11 @@ fn rider_leak_is_matched_and_attributed_locally_and_remotely_without_pii_at_rest
         .check(&s.rows, s.truth.year)
         .expect("remote check");
     assert_eq!(remote_report, report);
+    // Details of an order the index does not have: the server refuses the request.
+    match remote.details(&[u64::MAX]) {
+        Err(MatchError::Remote(m)) => assert!(m.contains("400"), "{m}"),
+        other => panic!("expected 400, got {other:?}"),
+    }
     let wrong = RemoteSource::new(&format!("http://{addr}"), "wrong").expect("client");
     match Matcher::new(&wrong, &k).check(&s.rows[..5], s.truth.year) {
         Err(MatchError::Remote(m)) => assert!(m.contains("401"), "{m}"),
@@ -623,7 +628,9 @@ fn wrong_key_is_refused_and_other_files_are_not_mixed_in() {
     );
     let index = LocalIndex::open(&dir, &key()).expect("open");
     let from = 0;
-    let counts = index.base_counts(None, from, i64::MAX).expect("counts");
+    let counts = index
+        .base_counts(None, from, i64::MAX, None)
+        .expect("counts");
     assert_eq!(counts.total, 1_000 + 84);
     assert!(
         counts
@@ -693,6 +700,270 @@ fn interrupted_import_resumes_to_the_same_index() {
         assert_eq!(pa.file_name(), pb.file_name());
         assert!(ba == bb, "{} differs", pa.display());
     }
+}
+
+/// Base counts from an index built in several chunks against a count straight from the
+/// records file, for windows that start and end inside days, on day boundaries, inside one
+/// day, and unbounded: the day sections and the scanned edges must add up exactly.
+#[test]
+fn base_counts_equal_a_count_of_the_records_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let records = tmp.path().join("r.csv");
+    generator::write_records_csv(&records, 20_000, 13, Plant::None).expect("generate");
+    let dir = tmp.path().join("i");
+    let opts = ImportOptions {
+        chunk_rows: 3_000,
+        threads: 2,
+    };
+    LocalIndex::import_with(&dir, &key(), &records, &no_progress, &opts).expect("import");
+    let index = LocalIndex::open(&dir, &key()).expect("open");
+    // (city, created_at, merchant, rider, partner) of every record.
+    let mut rows: Vec<(String, i64, String, String, String)> = Vec::new();
+    let mut r = csv::Reader::from_path(&records).expect("records");
+    for rec in r.records() {
+        let rec = rec.expect("record");
+        rows.push((
+            normalise::canonical_city(&rec[2]),
+            normalise::parse_record_time(&rec[1]).expect("time"),
+            rec[6].to_string(),
+            rec[7].to_string(),
+            rec[8].to_string(),
+        ));
+    }
+    let first = rows.iter().map(|r| r.1).min().expect("rows");
+    let last = rows.iter().map(|r| r.1).max().expect("rows");
+    let day = 86_400;
+    let day0 = first.div_euclid(day) * day;
+    let mut windows = vec![
+        (first, last),
+        (first + 12_345, last - 54_321),
+        (day0 + 3 * day, day0 + 10 * day - 1),
+        (day0 + 3 * day - 1, day0 + 10 * day),
+        (day0 + 5 * day + 100, day0 + 5 * day + 40_000),
+        (day0 + 5 * day + 100, day0 + 6 * day + 100),
+        (first, first),
+        (last, first),
+        (0, i64::MAX),
+        (i64::MIN, i64::MAX),
+    ];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..20 {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let a = first + (x >> 33) as i64 % (last - first);
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        windows.push((a, a + (x >> 33) as i64 % (20 * day)));
+    }
+    let cities = [
+        None,
+        Some("北京"),
+        Some("上海市"),
+        Some("杭州"),
+        Some("火星"),
+    ];
+    for (from, to) in windows {
+        for city in cities {
+            let want_city = city.map(normalise::canonical_city);
+            let mut total = 0u64;
+            let mut want: std::collections::BTreeMap<(String, String), u64> = Default::default();
+            for (c, at, m, rd, p) in &rows {
+                if want_city.as_ref().is_some_and(|w| w != c) || *at < from || *at > to {
+                    continue;
+                }
+                total += 1;
+                for (kind, id) in [("merchant", m), ("rider", rd), ("partner", p)] {
+                    if !id.is_empty() {
+                        *want.entry((kind.to_string(), id.clone())).or_insert(0) += 1;
+                    }
+                }
+            }
+            let got = index.base_counts(city, from, to, None).expect("counts");
+            assert_eq!(got.total, total, "{city:?} {from}..={to}");
+            // Asking for a few actors (and one that does not exist) gives just their counts.
+            let only: Vec<ActorRef> = got
+                .actors
+                .iter()
+                .step_by(7)
+                .map(|a| ActorRef {
+                    actor_kind: a.actor_kind.clone(),
+                    actor_id: a.actor_id.clone(),
+                })
+                .chain([ActorRef {
+                    actor_kind: "rider".into(),
+                    actor_id: "nobody".into(),
+                }])
+                .collect();
+            let some = index
+                .base_counts(city, from, to, Some(&only))
+                .expect("counts");
+            assert_eq!(some.total, total);
+            let expected: Vec<ActorCount> = got.actors.iter().step_by(7).cloned().collect();
+            assert_eq!(some.actors, expected, "{city:?} {from}..={to}");
+            let got: std::collections::BTreeMap<(String, String), u64> = got
+                .actors
+                .into_iter()
+                .map(|a| ((a.actor_kind, a.actor_id), a.orders))
+                .collect();
+            assert_eq!(got, want, "{city:?} {from}..={to}");
+        }
+    }
+}
+
+/// A damaged chunk file (any byte changed, the size unchanged) gives errors or different
+/// answers, never a panic or an out-of-bounds read.
+#[test]
+fn damaged_index_files_never_panic() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let records = tmp.path().join("r.csv");
+    let truth = generator::write_records_csv(&records, 3_000, 17, Plant::Rider).expect("generate");
+    let dir = tmp.path().join("i");
+    let opts = ImportOptions {
+        chunk_rows: 1_500,
+        threads: 2,
+    };
+    LocalIndex::import_with(&dir, &key(), &records, &no_progress, &opts).expect("import");
+    let (rows, _) = generator::sample(&truth, 60, 18);
+    let k = key();
+    let chunk = dir.join("chunk-00000.lwm");
+    let pristine = fs::read(&chunk).expect("chunk");
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut errors = 0;
+    for i in 0..300 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut bytes = pristine.clone();
+        // The header and section table in a third of the cases, anywhere otherwise.
+        let span = if i % 3 == 0 { 320 } else { bytes.len() };
+        let at = (x % span as u64) as usize;
+        let width = 1 + (x >> 40) as usize % 4;
+        for (j, b) in bytes.iter_mut().skip(at).take(width).enumerate() {
+            *b ^= (x >> (8 * j)) as u8 | 1;
+        }
+        fs::write(&chunk, &bytes).expect("write");
+        let Ok(index) = LocalIndex::open(&dir, &k) else {
+            errors += 1;
+            continue;
+        };
+        if Matcher::new(&index, &k).check(&rows, truth.year).is_err() {
+            errors += 1;
+        }
+        let _ = index.base_counts(None, i64::MIN, i64::MAX, None);
+    }
+    fs::write(&chunk, &pristine).expect("write");
+    assert!(errors > 0, "some damage should have been noticed");
+    let index = LocalIndex::open(&dir, &k).expect("open");
+    assert!(Matcher::new(&index, &k).check(&rows, truth.year).is_ok());
+}
+
+/// Answers of a split query merge into one set: sorted by ref, each order once, cities and
+/// address tokens carried over.
+#[test]
+fn candidate_sets_merge_by_order_ref() {
+    let order = |r: u64| Candidate {
+        order_ref: r,
+        created_at: r as i64 * 10,
+        phone: Some(Token(r + 100)),
+        ..Candidate::default()
+    };
+    let mut a = CandidateSet::default();
+    let bj = a.add_city("北京");
+    a.push(
+        Candidate {
+            city: bj,
+            ..order(5)
+        },
+        &[1, 2],
+    )
+    .expect("push");
+    a.push(
+        Candidate {
+            city: bj,
+            ..order(9)
+        },
+        &[3],
+    )
+    .expect("push");
+    let mut b = CandidateSet::default();
+    let sh = b.add_city("上海");
+    let bj2 = b.add_city("北京");
+    b.push(
+        Candidate {
+            city: sh,
+            ..order(7)
+        },
+        &[4, 5, 6],
+    )
+    .expect("push");
+    b.push(
+        Candidate {
+            city: bj2,
+            ..order(5)
+        },
+        &[1, 2],
+    )
+    .expect("push");
+    let m = CandidateSet::merge(vec![a, b]).expect("merge");
+    let refs: Vec<u64> = m.orders().iter().map(|c| c.order_ref).collect();
+    assert_eq!(refs, vec![5, 7, 9]);
+    let cities: Vec<&str> = m.orders().iter().map(|c| m.city(c)).collect();
+    assert_eq!(cities, vec!["北京", "上海", "北京"]);
+    let addresses: Vec<Vec<u32>> = m.orders().iter().map(|c| m.address(c).to_vec()).collect();
+    assert_eq!(addresses, vec![vec![1, 2], vec![4, 5, 6], vec![3]]);
+    assert_eq!(m.orders()[1].phone, Some(Token(107)));
+    assert!(CandidateSet::merge(Vec::new()).expect("merge").is_empty());
+}
+
+/// A set whose address tokens stay in the index's maps gives the same orders and tokens when
+/// merged into (copied to) an owned one.
+#[test]
+fn mapped_candidate_sets_copy_to_owned_ones_unchanged() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let records = tmp.path().join("r.csv");
+    generator::write_records_csv(&records, 3_000, 19, Plant::None).expect("generate");
+    let dir = tmp.path().join("i");
+    import_default(&dir, &records);
+    let index = LocalIndex::open(&dir, &key()).expect("open");
+    let b = Blinder::new(&key());
+    let mut cache = blind::TokenCache::default();
+    let mut q = TokenQuery::default();
+    let mut r = csv::Reader::from_path(&records).expect("records");
+    for rec in r.records().take(40) {
+        let rec = rec.expect("record");
+        let f = b.tokens(Some(&rec[4]), None, Some(&rec[3]), None, &mut cache);
+        q.phone.extend(f.tokens.phone);
+        q.name.extend(f.tokens.name);
+    }
+    let set = index.candidates(&q).expect("candidates");
+    assert!(set.len() >= 40);
+    assert!(set.orders().iter().any(|c| set.address_len(c) > 0));
+    let owned = CandidateSet::merge(vec![set.clone(), set.clone()]).expect("merge");
+    assert_eq!(owned.orders().len(), set.orders().len());
+    for (a, o) in set.orders().iter().zip(owned.orders()) {
+        assert_eq!(
+            (a.order_ref, a.phone, a.name),
+            (o.order_ref, o.phone, o.name)
+        );
+        assert_eq!(set.city(a), owned.city(o));
+        assert_eq!(set.address(a), owned.address(o));
+        assert!(set.address(a).is_sorted());
+    }
+    // Pushing onto a mapped set copies its tokens first.
+    let mut grown = set.clone();
+    let last = set.orders().last().copied().expect("an order");
+    let extra = Candidate {
+        order_ref: last.order_ref + 1,
+        ..last
+    };
+    grown.push(extra, &[7, 8]).expect("push");
+    assert_eq!(grown.len(), set.len() + 1);
+    assert_eq!(
+        grown.address(&grown.orders()[0]),
+        set.address(&set.orders()[0])
+    );
+    assert_eq!(
+        grown.address(&grown.orders()[set.len()]).to_vec(),
+        vec![7, 8]
+    );
 }
 
 #[test]
