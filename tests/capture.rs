@@ -368,6 +368,7 @@ async fn kill_9_mid_capture_loses_nothing_and_backfills_the_gap() {
         serve = spawn(&s, &["serve"]);
     }
     // Wait until all 600 are posted and captured.
+    let posted_by = std::time::Instant::now() + Duration::from_secs(60);
     let posted: Vec<String> = loop {
         let v: serde_json::Value = http
             .get(format!(
@@ -388,6 +389,11 @@ async fn kill_9_mid_capture_loses_nothing_and_backfills_the_gap() {
         if ids.len() >= 600 {
             break ids;
         }
+        assert!(
+            std::time::Instant::now() < posted_by,
+            "the simulator posted only {} of 600 messages in 60 s",
+            ids.len()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -459,15 +459,18 @@ impl EntryStore for SegmentStore {
     }
 
     fn read(&self, index: u64) -> Result<Vec<u8>, LedgerError> {
-        let loc = *self
+        // The read guard must be gone before anything else takes the lock: a second read
+        // lock on this thread, with the writer queued in between, deadlocks both.
+        let found = self
             .locations
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(index as usize)
-            .ok_or(LedgerError::NoSuchEntry {
-                index,
-                size: self.len(),
-            })?;
+            .copied();
+        let loc = found.ok_or_else(|| LedgerError::NoSuchEntry {
+            index,
+            size: self.len(),
+        })?;
         let seg = self.segments_read()[loc.segment as usize].clone();
         let mut buf = vec![0u8; FRAME_LEN as usize + loc.len as usize];
         let start = loc.offset - FRAME_LEN;
@@ -533,6 +536,49 @@ mod tests {
         for (i, p) in payloads.iter().enumerate() {
             assert_eq!(&s.read(i as u64).unwrap(), p);
         }
+    }
+
+    /// Readers and the writer at once, bounded in count and time. A reader that took the
+    /// location lock twice (once for the entry, once for the size) deadlocked with a writer
+    /// queued between the two; the watchdog turns such a hang into a failure.
+    #[test]
+    fn reads_during_appends_never_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, _) = open_w(dir.path(), 0);
+        s.append_batch(&[b"first"]).unwrap();
+        let s = Arc::new(s);
+        let (done, finished) = std::sync::mpsc::channel();
+        let mut threads = Vec::new();
+        for _ in 0..3 {
+            let (s, done) = (s.clone(), done.clone());
+            threads.push(std::thread::spawn(move || {
+                for i in 0..20_000u64 {
+                    assert_eq!(s.read(0).unwrap(), b"first");
+                    // A read past the end names the size (the path that took the lock twice).
+                    assert!(s.read(u64::MAX - i).is_err());
+                }
+                let _ = done.send(());
+            }));
+        }
+        let writer = {
+            let (s, done) = (s.clone(), done.clone());
+            std::thread::spawn(move || {
+                for _ in 0..2_000 {
+                    s.append_batch(&[b"more"]).unwrap();
+                }
+                let _ = done.send(());
+            })
+        };
+        for _ in 0..4 {
+            finished
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("readers and writer deadlocked");
+        }
+        writer.join().unwrap();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(s.len(), 2_001);
     }
 
     #[test]
