@@ -1301,9 +1301,15 @@ fn bench_command(config: &Config, cmd: BenchCommand) -> Result<()> {
                 f.index_bytes as f64 / 1e6,
                 f.index_bytes as f64 / f.records.max(1) as f64
             );
+            println!("  open index          : {:>10.1?}", f.open);
             println!(
-                "  check {} rows      : {:>10.1?} ({} matched)",
+                "  check {} rows      : {:>10.1?} first after open ({} matched)",
                 f.sample_rows, f.check, f.rows_matched
+            );
+            let [fast, median, slow] = f.repeat;
+            println!(
+                "  same check again    : {:>10.1?} median of 9 (fastest {:.1?}, slowest {:.1?})",
+                median, fast, slow
             );
             if let Some(rss) = f.peak_rss_bytes {
                 println!("  peak memory         : {:>10.0} MB", rss as f64 / 1e6);

@@ -14,7 +14,7 @@
 //!
 //! # Chunk file
 //!
-//! A 16-byte preamble (`LWMCHK01`, version u32 = 3, section count u32 = 18), then `orders` u32,
+//! A 16-byte preamble (`LWMCHK01`, version u32 = 4, section count u32 = 18), then `orders` u32,
 //! reserved u32, `first_ref` u64, and a table of (offset u64, length u64) per section; all
 //! integers little-endian. Sections:
 //!
@@ -23,7 +23,7 @@
 //! | 0 | forward | one 80-byte record per order (layout at [`FWD_SIZE`]) |
 //! | 1 | address | u32 address tokens of all orders, back to back |
 //! | 2 | ids     | order id bytes, back to back |
-//! | 3–7 | postings | (token u64, local order u32) sorted, for phone, masked, name, pinyin, order-id hash |
+//! | 3–7 | postings | (token u64, local order u32) sorted, for phone, masked and order-id hash; (token u64, city u32, local order u32) sorted for name and pinyin, so a name is found in one city without reading any order |
 //! | 8–12 | fences | the token of every 128th posting, for each posting section |
 //! | 13 | time | (city u32, created_at i64, merchant u32, rider u32, partner u32) sorted |
 //! | 14 | time fences | (city u32, created_at i64) of every 128th time entry |
@@ -42,12 +42,16 @@
 //! at `map_file`); opening checks that each section lies inside its file and that the
 //! fixed-size sections have the sizes the order count implies, and every offset read from a
 //! record is checked against its section before use, so a damaged file gives a
-//! [`MatchError::Index`], never an out-of-bounds read. Only the fences, dictionaries and small
-//! tables are copied into memory, so opening a 10M-order index is instant and its heap stays
-//! small; the kernel's page cache holds the rest, and the pages a lookup touches count in the
-//! process's resident memory as file pages.
+//! [`MatchError::Index`], never an out-of-bounds read. Only the fences, a directory of them,
+//! dictionaries and small tables are copied into memory, so the heap stays small; the maps are
+//! populated at open (every page mapped, read from disk if the page cache lacks it), so checks
+//! never stop on a page fault. Opening a 10M-order index whose files are in the page cache
+//! takes ~0.1 s; its ~2.3 GB count in the process's resident memory as shared file pages.
 //!
-//! A token lookup finds its block through the fences and reads one or two 1.5 KiB blocks;
+//! A token lookup finds its fences through a directory by the token's top bits (tokens are
+//! uniform keyed hashes, so a bucket holds a couple of fences) and reads one or two 1.5 KiB
+//! blocks; a name or pinyin lookup narrowed to a city then takes the city's part of the run
+//! by binary search (those postings are sorted by token, city, order);
 //! [`RecordSource::candidates`] then reads one forward record per candidate straight from the
 //! maps into a [`CandidateSet`] (no allocation or system call per order, on every core) and
 //! leaves the address tokens in the map, where the matcher reads them only for candidates
@@ -119,8 +123,9 @@ pub const MAX_QUERY_TOKENS: usize = 100_000;
 const MAX_META_BYTES: usize = 256;
 
 /// Version 2: the order-id hash became non-cryptographic. Version 3: the day sections (per city
-/// and day actor counts, for base rates). Indexes of another version are refused.
-const FORMAT_VERSION: u32 = 3;
+/// and day actor counts, for base rates). Version 4: name and pinyin postings carry the order's
+/// city. Indexes of another version are refused.
+const FORMAT_VERSION: u32 = 4;
 const MANIFEST: &str = "manifest.json";
 const ACCESS_FILE: &str = "access.lwa";
 const CHUNK_MAGIC: &[u8; 8] = b"LWMCHK01";
@@ -132,6 +137,8 @@ const ACCESS_MAGIC: &[u8; 8] = b"LWMACC01";
 /// offset u32 @72 (bytes); address length u16 @76; order id length u16 @78.
 pub const FWD_SIZE: usize = 80;
 const POSTING_SIZE: usize = 12;
+/// A name or pinyin posting: the order's city id between token and order.
+const CITY_POSTING_SIZE: usize = 16;
 const TIME_SIZE: usize = 24;
 const TIME_FENCE_SIZE: usize = 12;
 const ACCESS_EVENT_SIZE: usize = 36;
@@ -161,6 +168,20 @@ const P_NAME: usize = 2;
 const P_PINYIN: usize = 3;
 const P_OID: usize = 4;
 const N_POSTINGS: usize = 5;
+
+/// Whether postings of `kind` carry the order's city.
+fn has_city(kind: usize) -> bool {
+    kind == P_NAME || kind == P_PINYIN
+}
+
+/// Bytes per posting of `kind`.
+fn posting_size(kind: usize) -> usize {
+    if has_city(kind) {
+        CITY_POSTING_SIZE
+    } else {
+        POSTING_SIZE
+    }
+}
 
 // Access file sections.
 const A_EVENTS: usize = 0;
@@ -477,7 +498,8 @@ struct ChunkBuilder {
     fwd: Vec<u8>,
     addr: Vec<u32>,
     ids: Vec<u8>,
-    post: [Vec<(u64, u32)>; N_POSTINGS],
+    /// (token, city, local order); the city is 0 for postings that do not carry one.
+    post: [Vec<(u64, u32, u32)>; N_POSTINGS],
     time: Vec<(u32, i64, u32, u32, u32)>,
     dict_added: Vec<String>,
     orders: u32,
@@ -527,10 +549,11 @@ impl ChunkBuilder {
         self.ids.extend_from_slice(order_id.as_bytes());
         for k in [P_PHONE, P_MASKED, P_NAME, P_PINYIN] {
             if p.tokens[k] != 0 {
-                self.post[k].push((p.tokens[k], local));
+                let city = if has_city(k) { city } else { 0 };
+                self.post[k].push((p.tokens[k], city, local));
             }
         }
-        self.post[P_OID].push((p.oid, local));
+        self.post[P_OID].push((p.oid, 0, local));
         self.time
             .push((city, p.created_at, merchant, rider, partner));
         self.orders += 1;
@@ -548,7 +571,7 @@ impl ChunkBuilder {
         let fences: Vec<Vec<u64>> = self
             .post
             .iter()
-            .map(|p| p.iter().step_by(FENCE).map(|(t, _)| *t).collect())
+            .map(|p| p.iter().step_by(FENCE).map(|(t, _, _)| *t).collect())
             .collect();
         let time_fences: Vec<(u32, i64)> = self
             .time
@@ -562,7 +585,7 @@ impl ChunkBuilder {
         lens[S_ADDR] = self.addr.len() as u64 * 4;
         lens[S_IDS] = self.ids.len() as u64;
         for k in 0..N_POSTINGS {
-            lens[S_POST + k] = (self.post[k].len() * POSTING_SIZE) as u64;
+            lens[S_POST + k] = (self.post[k].len() * posting_size(k)) as u64;
             lens[S_FENCE + k] = fences[k].len() as u64 * 8;
         }
         lens[S_TIME] = (self.time.len() * TIME_SIZE) as u64;
@@ -592,9 +615,12 @@ impl ChunkBuilder {
                 w.write_all(&a.to_le_bytes())?;
             }
             w.write_all(&self.ids)?;
-            for p in &self.post {
-                for (t, l) in p {
+            for (k, p) in self.post.iter().enumerate() {
+                for (t, city, l) in p {
                     w.write_all(&t.to_le_bytes())?;
+                    if has_city(k) {
+                        w.write_all(&city.to_le_bytes())?;
+                    }
                     w.write_all(&l.to_le_bytes())?;
                 }
             }
@@ -665,6 +691,8 @@ pub struct LocalIndex {
     dir: PathBuf,
     chunks: Vec<ChunkReader>,
     dict: Dict,
+    /// Canonical city name → the dictionary ids of the spellings orders use for it.
+    cities: HashMap<String, Vec<u32>>,
     access: Option<AccessReader>,
     orders: u64,
     size: u64,
@@ -688,7 +716,48 @@ struct ChunkReader {
     /// (offset, length) of each section, checked at open to lie inside the map.
     sec: [(usize, usize); N_SECTIONS],
     fences: Vec<Vec<u64>>,
+    /// Per posting kind, a directory of the fences by the token's top [`DIR_BITS`] bits:
+    /// the fences whose tokens start with bits `b` are `dir[b]..dir[b + 1]`.
+    dirs: Vec<Vec<u32>>,
     time_fences: Vec<(u32, i64)>,
+}
+
+/// Top bits of a token that index a fence directory: 4096 buckets of about two fences each
+/// at a million orders per chunk, 16 KiB per posting kind.
+const DIR_BITS: u32 = 12;
+
+/// The fence directory of `fences` (sorted): entry `b` is the first fence whose top
+/// [`DIR_BITS`] bits are `b` or more.
+fn fence_directory(fences: &[u64]) -> Vec<u32> {
+    let buckets = 1usize << DIR_BITS;
+    let mut dir = Vec::with_capacity(buckets + 1);
+    let mut i = 0usize;
+    for b in 0..=buckets {
+        while i < fences.len() && ((fences[i] >> (64 - DIR_BITS)) as usize) < b {
+            i += 1;
+        }
+        dir.push(i as u32);
+    }
+    dir
+}
+
+/// The number of fences below `token`, and of fences not above it: `f.partition_point(|x| *x <
+/// token)` and `f.partition_point(|x| *x <= token)`, searching only the token's bucket of the
+/// directory `dir` (fences before it are smaller than the token, fences after it larger).
+fn fence_bounds(f: &[u64], dir: &[u32], token: u64) -> (usize, usize) {
+    let b = (token >> (64 - DIR_BITS)) as usize;
+    let (b0, b1) = match (dir.get(b), dir.get(b + 1)) {
+        (Some(&b0), Some(&b1)) if b0 <= b1 => (b0 as usize, b1 as usize),
+        _ => (0, f.len()),
+    };
+    let bucket = f.get(b0..b1).unwrap_or(&[]);
+    let below = b0 + bucket.partition_point(|x| *x < token);
+    // Unless a fence equals the token (rare), the fences above it start at the same place.
+    let not_above = match f.get(below) {
+        Some(x) if *x == token => b0 + bucket.partition_point(|x| *x <= token),
+        _ => below,
+    };
+    (below, not_above)
 }
 
 struct AccessReader {
@@ -743,7 +812,12 @@ fn map_file(path: &Path, min_len: usize, expect: Option<u64>) -> Result<Mmap, Ma
     // one, which replaces the name, not the mapped inode. The map is read-only and every
     // offset read from the file is checked against the section bounds before use, so a
     // damaged file gives an error, not an out-of-bounds read.
-    unsafe { Mmap::map(&file) }.map_err(|e| MatchError::io(path, e))
+    //
+    // `populate` maps every page at open (reading what the page cache lacks), so a check does
+    // not pay a page fault for each order it reads: at 10 M orders that is ~0.1 s once at open
+    // against tens of thousands of faults in the first check.
+    unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+        .map_err(|e| MatchError::io(path, e))
 }
 
 /// Checks a mapped file's preamble and section table; returns (offset, length) per section,
@@ -898,14 +972,14 @@ impl ChunkReader {
         let bad = Some(len(S_FWD)) != n.checked_mul(FWD_SIZE)
             || Some(len(S_TIME)) != n.checked_mul(TIME_SIZE)
             || (0..N_POSTINGS)
-                .any(|k| len(S_POST + k) % POSTING_SIZE != 0 || len(S_FENCE + k) % 8 != 0)
+                .any(|k| len(S_POST + k) % posting_size(k) != 0 || len(S_FENCE + k) % 8 != 0)
             || len(S_TIME_FENCE) % TIME_FENCE_SIZE != 0
             || len(S_DAYS) % DAY_SIZE != 0
             || len(S_DAY_COUNTS) % DAY_COUNT_SIZE != 0;
         if bad {
             return Err(MatchError::index(path, "inconsistent section sizes"));
         }
-        let fences = (0..N_POSTINGS)
+        let fences: Vec<Vec<u64>> = (0..N_POSTINGS)
             .map(|k| {
                 section(&map, &sec, S_FENCE + k)
                     .chunks_exact(8)
@@ -913,6 +987,7 @@ impl ChunkReader {
                     .collect()
             })
             .collect();
+        let dirs = fences.iter().map(|f| fence_directory(f)).collect();
         let time_fences = section(&map, &sec, S_TIME_FENCE)
             .chunks_exact(TIME_FENCE_SIZE)
             .map(|b| (le_u32(b, 0), le_i64(b, 4)))
@@ -927,6 +1002,7 @@ impl ChunkReader {
                 orders,
                 sec,
                 fences,
+                dirs,
                 time_fences,
             },
             dict,
@@ -937,34 +1013,29 @@ impl ChunkReader {
         section(&self.map, &self.sec, k)
     }
 
-    /// Local order numbers with `token` in posting `kind`, appended to `out` as global refs
-    /// (up to `limit`).
-    fn lookup(&self, kind: usize, token: u64, limit: usize, out: &mut Vec<u64>) {
-        let Some(f) = self.fences.get(kind) else {
-            return;
+    /// The postings of `token` in posting `kind`: a run of whole entries (empty if none).
+    fn run(&self, kind: usize, token: u64) -> &[u8] {
+        let (Some(f), Some(dir)) = (self.fences.get(kind), self.dirs.get(kind)) else {
+            return &[];
         };
+        let size = posting_size(kind);
         let post = self.section(S_POST + kind);
-        let n = post.len() / POSTING_SIZE;
+        let n = post.len() / size;
         // Entries equal to `token` start at the earliest in the block before the first fence
         // that is >= token, and end before the first block whose fence is > token.
-        let below = f.partition_point(|x| *x < token);
-        // Unless a fence equals the token (rare), the fences above it start at the same place.
-        let not_above = match f.get(below) {
-            Some(x) if *x == token => f.partition_point(|x| *x <= token),
-            _ => below,
-        };
+        let (below, not_above) = fence_bounds(f, dir, token);
         let lo = below.saturating_sub(1) * FENCE;
         let hi = (not_above * FENCE).min(n);
         if lo >= hi {
-            return;
+            return &[];
         }
-        // Postings are sorted by (token, order): find the first with `token`, take the run.
+        // Postings are sorted by token first: find the first with `token`, take the run.
         // Tokens are uniform (keyed hashes), so interpolating between the fences around the
         // block lands within a few entries of it; walking from there reads one or two cache
         // lines where a binary search would miss the cache at every probe.
-        let block = entries(post, POSTING_SIZE, lo, hi);
-        let m = block.len() / POSTING_SIZE;
-        let key = |i: usize| le_u64(block, i * POSTING_SIZE);
+        let block = entries(post, size, lo, hi);
+        let m = block.len() / size;
+        let key = |i: usize| le_u64(block, i * size);
         let first = f.get(lo / FENCE).copied().unwrap_or(0);
         let last = f.get(hi.div_ceil(FENCE)).copied().unwrap_or(u64::MAX);
         let span = u128::from(last.saturating_sub(first)) + 1;
@@ -979,13 +1050,74 @@ impl ChunkReader {
                 a -= 1;
             }
         }
-        let run = block.get(a * POSTING_SIZE..).unwrap_or(&[]);
-        for e in run.chunks_exact(POSTING_SIZE) {
-            if out.len() >= limit || le_u64(e, 0) != token {
-                break;
-            }
-            out.push(self.first_ref + u64::from(le_u32(e, 8)));
+        let mut b = a;
+        while b < m && key(b) == token {
+            b += 1;
         }
+        block.get(a * size..b * size).unwrap_or(&[])
+    }
+
+    /// Local order numbers with `token` in posting `kind`, appended to `out` as global refs:
+    /// the lowest `limit - out.len()` of them at most.
+    fn lookup(&self, kind: usize, token: u64, limit: usize, out: &mut Vec<u64>) {
+        let size = posting_size(kind);
+        let run = self.run(kind, token);
+        let room = limit.saturating_sub(out.len());
+        if has_city(kind) {
+            // Sorted by city, then order: the lowest orders may be anywhere in the run.
+            let mut locals: Vec<u32> = run.chunks_exact(size).map(|e| le_u32(e, 12)).collect();
+            locals.sort_unstable();
+            locals.truncate(room);
+            out.extend(locals.iter().map(|l| self.first_ref + u64::from(*l)));
+        } else {
+            out.extend(
+                run.chunks_exact(size)
+                    .take(room)
+                    .map(|e| self.first_ref + u64::from(le_u32(e, 8))),
+            );
+        }
+    }
+
+    /// As [`ChunkReader::lookup`], only the orders whose city id is one of `cities` (`kind`
+    /// must carry cities).
+    fn lookup_in_cities(
+        &self,
+        kind: usize,
+        token: u64,
+        cities: &[u32],
+        limit: usize,
+        out: &mut Vec<u64>,
+    ) {
+        if !has_city(kind) {
+            return;
+        }
+        let run = self.run(kind, token);
+        let n = run.len() / CITY_POSTING_SIZE;
+        let city_at = |i: usize| le_u32(run, i * CITY_POSTING_SIZE + 8);
+        let start = out.len();
+        for &city in cities {
+            // The first entry of `city` in the run (sorted by city, then order).
+            let (mut lo, mut hi) = (0, n);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if city_at(mid) < city {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            let from = run.get(lo * CITY_POSTING_SIZE..).unwrap_or(&[]);
+            out.extend(
+                from.chunks_exact(CITY_POSTING_SIZE)
+                    .take_while(|e| le_u32(e, 8) == city)
+                    .map(|e| self.first_ref + u64::from(le_u32(e, 12))),
+            );
+        }
+        // The lowest orders of all the cities together, as a plain lookup would keep.
+        if let Some(found) = out.get_mut(start..) {
+            found.sort_unstable();
+        }
+        out.truncate(limit.max(start));
     }
 
     fn forward(&self, local: u32) -> Result<Fwd, MatchError> {
@@ -1496,10 +1628,30 @@ impl LocalIndex {
             }
             None => None,
         };
+        // Every order is in one (city, day) entry, so these are all the cities orders name.
+        let mut city_ids: BTreeSet<u32> = BTreeSet::new();
+        for c in &chunks {
+            let mut last = None;
+            for e in c.section(S_DAYS).chunks_exact(DAY_SIZE) {
+                let city = le_u32(e, 0);
+                if last != Some(city) {
+                    city_ids.insert(city);
+                    last = Some(city);
+                }
+            }
+        }
+        let mut cities: HashMap<String, Vec<u32>> = HashMap::new();
+        for id in city_ids.into_iter().filter(|id| *id != 0) {
+            cities
+                .entry(normalise::canonical_city(dict.name(id)))
+                .or_default()
+                .push(id);
+        }
         Ok(LocalIndex {
             dir: dir.to_path_buf(),
             chunks,
             dict,
+            cities,
             access,
             orders: next_ref,
             size,
@@ -1521,13 +1673,34 @@ impl LocalIndex {
         &self.dir
     }
 
-    /// Order refs with `token` in posting `kind`, across chunks, up to `limit`.
+    /// Order refs with `token` in posting `kind`, across chunks, up to `limit` in all.
     fn lookup(&self, kind: usize, token: u64, limit: usize, out: &mut Vec<u64>) {
         for c in &self.chunks {
             if out.len() >= limit {
                 break;
             }
             c.lookup(kind, token, limit, out);
+        }
+    }
+
+    /// As [`LocalIndex::lookup`], only orders in the city whose canonical name is `city`, or
+    /// with no city (an order without one never contradicts a row's city).
+    fn lookup_in_city(
+        &self,
+        kind: usize,
+        token: u64,
+        city: &str,
+        limit: usize,
+        out: &mut Vec<u64>,
+    ) {
+        // Id 0 is the empty string: orders without a city.
+        let mut ids = vec![0u32];
+        ids.extend(self.cities.get(city).into_iter().flatten());
+        for c in &self.chunks {
+            if out.len() >= limit {
+                break;
+            }
+            c.lookup_in_cities(kind, token, &ids, limit, out);
         }
     }
 
@@ -2036,26 +2209,43 @@ impl RecordSource for LocalIndex {
                 query.len()
             )));
         }
+        if let Some(problem) = query.problem() {
+            return Err(MatchError::Query(problem));
+        }
         let limit = match query.limit_per_token {
             0 => DEFAULT_LIMIT_PER_TOKEN,
             n => n.min(MAX_LIMIT_PER_TOKEN),
         } as usize;
-        let mut lookups: Vec<(usize, u64)> = Vec::with_capacity(query.len());
+        // (kind, token, canonical city when narrowed to one).
+        let mut lookups: Vec<(usize, u64, Option<&str>)> = Vec::with_capacity(query.len());
         for (kind, tokens) in [
             (P_PHONE, &query.phone),
             (P_MASKED, &query.masked),
             (P_NAME, &query.name),
             (P_PINYIN, &query.pinyin),
         ] {
-            lookups.extend(tokens.iter().map(|t| (kind, t.0)));
+            lookups.extend(tokens.iter().map(|t| (kind, t.0, None)));
+        }
+        for (kind, tokens) in [
+            (P_NAME, &query.name_in_city),
+            (P_PINYIN, &query.pinyin_in_city),
+        ] {
+            lookups.extend(
+                tokens
+                    .iter()
+                    .map(|t| (kind, t.token.0, Some(t.city.as_str()))),
+            );
         }
         lookups.sort_unstable();
         lookups.dedup();
         let runs = par_runs(&lookups, 256, |run| {
             let mut refs = Vec::new();
-            for &(kind, token) in run {
+            for &(kind, token, city) in run {
                 let start = refs.len();
-                self.lookup(kind, token, start + limit, &mut refs);
+                match city {
+                    None => self.lookup(kind, token, start + limit, &mut refs),
+                    Some(city) => self.lookup_in_city(kind, token, city, start + limit, &mut refs),
+                }
             }
             refs
         });
@@ -2224,6 +2414,34 @@ mod tests {
         assert!(first < last && start < 0 && end > 0);
         assert_eq!((start.rem_euclid(d), end.rem_euclid(d)), (0, d - 1));
         assert!(whole_days(i64::MAX - 5, i64::MAX).is_none());
+    }
+
+    #[test]
+    fn fence_directory_finds_what_a_full_search_finds() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let bucket = |b: u64| b << (64 - DIR_BITS);
+        for n in [0usize, 1, 2, 100, 9000] {
+            let mut f: Vec<u64> = (0..n).map(|_| rng.r#gen()).collect();
+            // Repeated fences (a token with many postings), and fences on bucket edges.
+            f.extend([bucket(5), bucket(5), bucket(6) - 1, 0, u64::MAX, u64::MAX]);
+            f.sort_unstable();
+            let dir = fence_directory(&f);
+            let mut probes: Vec<u64> = (0..2000).map(|_| rng.r#gen()).collect();
+            probes.extend(f.iter().copied());
+            probes.extend([0, 1, bucket(5) - 1, bucket(6), u64::MAX - 1, u64::MAX]);
+            for t in probes {
+                assert_eq!(
+                    fence_bounds(&f, &dir, t),
+                    (
+                        f.partition_point(|x| *x < t),
+                        f.partition_point(|x| *x <= t)
+                    ),
+                    "token {t:#x} among {} fences",
+                    f.len()
+                );
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //!   single out one of the customers sharing the mask (levels `masked+name`, `masked+address`,
 //!   `masked+name+address`).
 //! - **no phone** → orders with the same name or pinyin token whose address also agrees
-//!   strongly (level `fuzzy`).
+//!   strongly (level `fuzzy`). A strong address agreement needs the same city, so a row whose
+//!   address names its city asks only for the orders with that name in that city (or without
+//!   a city): a common name costs the orders of one city, not of the whole country, and the
+//!   customers counted against the row (below) are the ones that could be it.
 //!
 //! # Scores (Fellegi–Sunter)
 //!
@@ -74,7 +77,7 @@ use super::attribution;
 use super::blind::{ADDRESS_NUMBER_BIT, Blinder, PieceHasher, TokenCache};
 use super::normalise;
 use super::{
-    BlindKey, CanaryHit, Candidate, CandidateSet, MatchError, MatchReport, OrderDetails,
+    BlindKey, CanaryHit, Candidate, CandidateSet, CityToken, MatchError, MatchReport, OrderDetails,
     RecordSource, RowResult, SampleInput, Token, TokenQuery, par_runs,
 };
 
@@ -367,14 +370,30 @@ impl Matcher<'_> {
             match mode(r) {
                 Some(Mode::Phone) => q.phone.extend(r.phone),
                 Some(Mode::Masked) => q.masked.extend(r.masked),
-                Some(Mode::Fuzzy) => {
-                    q.name.extend(r.name);
-                    q.pinyin.extend(r.pinyin);
-                }
+                // Only orders in the row's city (or without one) can agree strongly on the
+                // address, so a row that names its city asks for those only.
+                Some(Mode::Fuzzy) => match &r.city {
+                    Some(city) => {
+                        let in_city = |token: Token| CityToken {
+                            token,
+                            city: city.clone(),
+                        };
+                        q.name_in_city.extend(r.name.map(in_city));
+                        q.pinyin_in_city.extend(r.pinyin.map(in_city));
+                    }
+                    None => {
+                        q.name.extend(r.name);
+                        q.pinyin.extend(r.pinyin);
+                    }
+                },
                 None => {}
             }
         }
         for v in [&mut q.phone, &mut q.masked, &mut q.name, &mut q.pinyin] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        for v in [&mut q.name_in_city, &mut q.pinyin_in_city] {
             v.sort_unstable();
             v.dedup();
         }
@@ -541,10 +560,17 @@ impl CandidateMaps {
             map
         };
         let phones = || (build(&q.phone, |c| c.phone), build(&q.masked, |c| c.masked));
+        // A name asked for in a city and the same name asked for without one share a list;
+        // each row keeps only the candidates its own city allows (see `decide`).
+        let all = |plain: &[Token], in_city: &[CityToken]| -> Vec<Token> {
+            let mut v: Vec<Token> = plain.to_vec();
+            v.extend(in_city.iter().map(|t| t.token));
+            v
+        };
         let ((phone, masked), name, pinyin) = std::thread::scope(|s| {
             let other = s.spawn(phones);
-            let name = build(&q.name, |c| c.name);
-            let pinyin = build(&q.pinyin, |c| c.pinyin);
+            let name = build(&all(&q.name, &q.name_in_city), |c| c.name);
+            let pinyin = build(&all(&q.pinyin, &q.pinyin_in_city), |c| c.pinyin);
             let both = match other.join() {
                 Ok(both) => both,
                 Err(panic) => std::panic::resume_unwind(panic),
@@ -613,6 +639,17 @@ fn decide(r: &RowQuery, x: &Ctx<'_>) -> Decision {
             v.extend_from_slice(by.get(&by.pinyin, r.pinyin));
             v.sort_unstable();
             v.dedup();
+            // The row's city, as it asked: the same name in other cities, fetched for other
+            // rows, is none of this row's business.
+            if let Some(city) = r.city.as_deref() {
+                let rc = x.cities.of_row(city);
+                v.retain(|&i| {
+                    cands.get(i).is_some_and(|c| {
+                        let cc = x.cities.of(c);
+                        cc == NO_CITY || cc == rc
+                    })
+                });
+            }
             merged = v;
             &merged
         }

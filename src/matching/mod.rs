@@ -203,16 +203,48 @@ pub struct TokenQuery {
     /// Toneless-pinyin name tokens.
     #[serde(default)]
     pub pinyin: Vec<Token>,
+    /// Exact-name tokens narrowed to a city: only orders in that city, or without a city.
+    #[serde(default)]
+    pub name_in_city: Vec<CityToken>,
+    /// Pinyin tokens narrowed to a city, as `name_in_city`.
+    #[serde(default)]
+    pub pinyin_in_city: Vec<CityToken>,
     /// Orders returned per token at most; 0 means the source's default. A token with more
     /// orders than this (a shop's phone, the commonest names) is cut to the lowest order refs.
     #[serde(default)]
     pub limit_per_token: u32,
 }
 
+/// A token that only counts in one city: the city's canonical name (as
+/// [`normalise::canonical_city`] gives it), which is not personal data.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CityToken {
+    pub token: Token,
+    pub city: String,
+}
+
+/// Longest city name a query may carry, in bytes.
+pub const MAX_CITY_BYTES: usize = 64;
+
 impl TokenQuery {
     /// Number of tokens in the query.
     pub fn len(&self) -> usize {
-        self.phone.len() + self.masked.len() + self.name.len() + self.pinyin.len()
+        self.phone.len()
+            + self.masked.len()
+            + self.name.len()
+            + self.pinyin.len()
+            + self.name_in_city.len()
+            + self.pinyin_in_city.len()
+    }
+
+    /// The first thing wrong with the query that its size does not already say: a city name
+    /// longer than [`MAX_CITY_BYTES`].
+    pub fn problem(&self) -> Option<String> {
+        self.name_in_city
+            .iter()
+            .chain(&self.pinyin_in_city)
+            .find(|t| t.city.len() > MAX_CITY_BYTES)
+            .map(|t| format!("a city of {} bytes; at most {MAX_CITY_BYTES}", t.city.len()))
     }
     /// True when the query has no token at all.
     pub fn is_empty(&self) -> bool {
@@ -244,6 +276,19 @@ impl TokenQuery {
                     out.push(std::mem::replace(&mut cur, empty()));
                 }
                 field(&mut cur).push(*t);
+            }
+        }
+        type CityField = fn(&mut TokenQuery) -> &mut Vec<CityToken>;
+        let lists: [(&Vec<CityToken>, CityField); 2] = [
+            (&self.name_in_city, |x| &mut x.name_in_city),
+            (&self.pinyin_in_city, |x| &mut x.pinyin_in_city),
+        ];
+        for (src, field) in lists {
+            for t in src {
+                if cur.len() >= max {
+                    out.push(std::mem::replace(&mut cur, empty()));
+                }
+                field(&mut cur).push(t.clone());
             }
         }
         if !cur.is_empty() {

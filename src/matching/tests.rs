@@ -436,6 +436,139 @@ fn repeat_customer_order_is_chosen_by_time() {
     );
 }
 
+/// A name asked for in a city: only that city's orders and orders without a city, the lowest
+/// refs first under a limit, across chunks; the plain lookup still sees every city; a fuzzy
+/// row's answer does not depend on which other rows share the sample.
+#[test]
+fn names_are_looked_up_in_the_rows_city() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let records = tmp.path().join("r.csv");
+    let mut csv = String::from(
+        "order_id,created_at,city,customer_name,customer_phone,address,merchant_id,rider_id,delivery_partner\n",
+    );
+    // 王芳 in three cities (two spellings of Hangzhou) and once without a city; chunks of
+    // three orders, so a name's orders are spread over chunks.
+    for (id, city, addr) in [
+        ("H1", "杭州", "西湖区文三路90号东部软件园1号楼301室"),
+        ("S1", "上海", "浦东新区世纪大道100号"),
+        ("H2", "杭州市", "西湖区文三路90号东部软件园1号楼301室"),
+        ("N1", "", "文三路90号东部软件园1号楼301室"),
+        ("S2", "上海", "浦东新区世纪大道200号"),
+        ("H3", "杭州", "拱墅区莫干山路100号"),
+        ("B1", "北京", "海淀区中关村大街27号"),
+    ] {
+        csv.push_str(&format!(
+            "{id},2024-11-01 12:00:00,{city},王芳,,{addr},M1,R1,P1\n"
+        ));
+    }
+    fs::write(&records, csv).expect("write");
+    let dir = tmp.path().join("i");
+    LocalIndex::import_with(
+        &dir,
+        &key(),
+        &records,
+        &no_progress,
+        &ImportOptions {
+            chunk_rows: 3,
+            threads: 2,
+        },
+    )
+    .expect("import");
+    let k = key();
+    let index = LocalIndex::open(&dir, &k).expect("open");
+    let name = normalise::normalise_name("王芳").expect("name");
+    let (token, pinyin) = Blinder::new(&k).name(&name);
+    let ids = |q: &TokenQuery| -> Vec<String> {
+        let set = index.candidates(q).expect("candidates");
+        let refs: Vec<u64> = set.orders().iter().map(|c| c.order_ref).collect();
+        let mut ids: Vec<String> = index
+            .details(&refs)
+            .expect("details")
+            .into_iter()
+            .map(|d| d.order_id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let in_city = |city: &str, limit: u32| TokenQuery {
+        name_in_city: vec![CityToken {
+            token,
+            city: normalise::canonical_city(city),
+        }],
+        limit_per_token: limit,
+        ..TokenQuery::default()
+    };
+    assert_eq!(ids(&in_city("杭州", 0)), ["H1", "H2", "H3", "N1"]);
+    assert_eq!(ids(&in_city("上海市", 0)), ["N1", "S1", "S2"]);
+    assert_eq!(
+        ids(&in_city("广州", 0)),
+        ["N1"],
+        "only the order without a city"
+    );
+    // The lowest refs (input order) of the city's orders, wherever their chunk.
+    assert_eq!(ids(&in_city("杭州", 2)), ["H1", "H2"]);
+    assert_eq!(ids(&in_city("杭州", 3)), ["H1", "H2", "N1"]);
+    let plain = TokenQuery {
+        name: vec![token],
+        limit_per_token: 3,
+        ..TokenQuery::default()
+    };
+    assert_eq!(ids(&plain), ["H1", "H2", "S1"]);
+    let pinyin_only = TokenQuery {
+        pinyin_in_city: vec![CityToken {
+            token: pinyin,
+            city: normalise::canonical_city("北京"),
+        }],
+        ..TokenQuery::default()
+    };
+    assert_eq!(ids(&pinyin_only), ["B1", "N1"]);
+    // A city name no city has this long is refused, not looked up.
+    let long = TokenQuery {
+        name_in_city: vec![CityToken {
+            token,
+            city: "市".repeat(30),
+        }],
+        ..TokenQuery::default()
+    };
+    assert!(matches!(index.candidates(&long), Err(MatchError::Query(m)) if m.contains("at most")));
+
+    // A fuzzy row in Hangzhou decides the same alone and next to a row with the same name
+    // and no city (whose plain lookup brings the other cities' orders into the set).
+    let m = Matcher::new(&index, &k);
+    let hangzhou = SampleInput {
+        name: Some("王芳".into()),
+        address: Some("杭州市拱墅区莫干山路100号".into()),
+        ..SampleInput::default()
+    };
+    let cityless = SampleInput {
+        name: Some("王芳".into()),
+        address: Some("世纪大道100号".into()),
+        ..SampleInput::default()
+    };
+    // Nobody of that name lives here: the note counts the Hangzhou customers only.
+    let elsewhere = SampleInput {
+        address: Some("杭州市滨江区江南大道1号".into()),
+        ..hangzhou.clone()
+    };
+    let alone = m
+        .check(&[hangzhou.clone(), elsewhere.clone()], 2024)
+        .expect("check");
+    let both = m
+        .check(&[hangzhou, elsewhere, cityless], 2024)
+        .expect("check");
+    assert_eq!(alone.rows[0].order_id.as_deref(), Some("H3"));
+    assert_eq!(alone.rows[1].order_id, None);
+    assert!(
+        alone.rows[1]
+            .note
+            .as_deref()
+            .is_some_and(|n| n.starts_with("4 customer(s)")),
+        "{:?}",
+        alone.rows[1]
+    );
+    assert_eq!(alone.rows[..2], both.rows[..2]);
+}
+
 #[test]
 fn empty_sample_gives_an_empty_report() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -973,10 +1106,18 @@ fn query_split_keeps_every_token() {
         masked: (10..13).map(Token).collect(),
         name: vec![Token(20)],
         pinyin: vec![],
+        name_in_city: vec![CityToken {
+            token: Token(30),
+            city: "杭州".into(),
+        }],
+        pinyin_in_city: vec![CityToken {
+            token: Token(31),
+            city: "上海".into(),
+        }],
         limit_per_token: 9,
     };
     let parts = q.split(4);
-    assert_eq!(parts.len(), 3);
+    assert_eq!(parts.len(), 4);
     assert!(parts.iter().all(|p| p.len() <= 4 && p.limit_per_token == 9));
     let mut back = TokenQuery {
         limit_per_token: 9,
@@ -987,6 +1128,8 @@ fn query_split_keeps_every_token() {
         back.masked.extend(p.masked);
         back.name.extend(p.name);
         back.pinyin.extend(p.pinyin);
+        back.name_in_city.extend(p.name_in_city);
+        back.pinyin_in_city.extend(p.pinyin_in_city);
     }
     assert_eq!(back, q);
     assert!(TokenQuery::default().split(4).is_empty());
