@@ -374,33 +374,31 @@ fn index_error(e: MatchError) -> Response {
     }
 }
 
-async fn candidates_handler(
-    State(st): State<ServerState>,
-    headers: HeaderMap,
-    body: Result<Json<TokenQuery>, JsonRejection>,
+/// The request body of an authorised caller, or the status and reason to answer instead
+/// (401, 400).
+fn accept<T>(
+    st: &ServerState,
+    headers: &HeaderMap,
+    body: Result<Json<T>, JsonRejection>,
+) -> Result<T, (StatusCode, String)> {
+    if !authorised(headers, &st.token_hash) {
+        return Err((
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token".into(),
+        ));
+    }
+    body.map(|Json(b)| b)
+        .map_err(|e| (StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+/// Runs an index lookup off the async workers (they are blocking file reads) and answers
+/// with its JSON, or with the error mapped to a status.
+async fn answer<R: Serialize + Send + 'static>(
+    st: &ServerState,
+    lookup: impl FnOnce(&LocalIndex) -> Result<R, MatchError> + Send + 'static,
 ) -> Response {
-    if !authorised(&headers, &st.token_hash) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-    }
-    let q = match body {
-        Ok(Json(q)) => q,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
-    if q.len() > MAX_TOKENS_PER_REQUEST {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("at most {MAX_TOKENS_PER_REQUEST} tokens per request"),
-        );
-    }
-    // Index lookups are blocking file reads: keep them off the async workers.
     let index = Arc::clone(&st.index);
-    match tokio::task::spawn_blocking(move || {
-        index
-            .candidates(&q)
-            .map(|set| CandidatesResponse::from_set(&set))
-    })
-    .await
-    {
+    match tokio::task::spawn_blocking(move || lookup(&index)).await {
         Ok(Ok(answer)) => Json(answer).into_response(),
         Ok(Err(e)) => index_error(e),
         Err(e) => error(
@@ -410,17 +408,37 @@ async fn candidates_handler(
     }
 }
 
+async fn candidates_handler(
+    State(st): State<ServerState>,
+    headers: HeaderMap,
+    body: Result<Json<TokenQuery>, JsonRejection>,
+) -> Response {
+    let q = match accept(&st, &headers, body) {
+        Ok(q) => q,
+        Err((status, reason)) => return error(status, reason),
+    };
+    if q.len() > MAX_TOKENS_PER_REQUEST {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("at most {MAX_TOKENS_PER_REQUEST} tokens per request"),
+        );
+    }
+    answer(&st, move |index| {
+        index
+            .candidates(&q)
+            .map(|set| CandidatesResponse::from_set(&set))
+    })
+    .await
+}
+
 async fn orders_handler(
     State(st): State<ServerState>,
     headers: HeaderMap,
     body: Result<Json<OrdersRequest>, JsonRejection>,
 ) -> Response {
-    if !authorised(&headers, &st.token_hash) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-    }
-    let req = match body {
-        Ok(Json(r)) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    let req = match accept(&st, &headers, body) {
+        Ok(r) => r,
+        Err((status, reason)) => return error(status, reason),
     };
     if req.refs.len() > MAX_REFS_PER_REQUEST {
         return error(
@@ -428,15 +446,12 @@ async fn orders_handler(
             format!("at most {MAX_REFS_PER_REQUEST} order refs per request"),
         );
     }
-    let index = Arc::clone(&st.index);
-    match tokio::task::spawn_blocking(move || index.details(&req.refs)).await {
-        Ok(Ok(orders)) => Json(OrdersResponse { orders }).into_response(),
-        Ok(Err(e)) => index_error(e),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("lookup failed: {e}"),
-        ),
-    }
+    answer(&st, move |index| {
+        index
+            .details(&req.refs)
+            .map(|orders| OrdersResponse { orders })
+    })
+    .await
 }
 
 async fn base_handler(
@@ -444,29 +459,17 @@ async fn base_handler(
     headers: HeaderMap,
     body: Result<Json<BaseRequest>, JsonRejection>,
 ) -> Response {
-    if !authorised(&headers, &st.token_hash) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-    }
-    let req = match body {
-        Ok(Json(r)) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    let req = match accept(&st, &headers, body) {
+        Ok(r) => r,
+        Err((status, reason)) => return error(status, reason),
     };
     if req.from > req.to {
         return error(StatusCode::BAD_REQUEST, "from is after to");
     }
-    let index = Arc::clone(&st.index);
-    match tokio::task::spawn_blocking(move || {
+    answer(&st, move |index| {
         index.base_counts(req.city.as_deref(), req.from, req.to, req.actors.as_deref())
     })
     .await
-    {
-        Ok(Ok(b)) => Json(b).into_response(),
-        Ok(Err(e)) => index_error(e),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("count failed: {e}"),
-        ),
-    }
 }
 
 /// Serves the protocol from `index` on `listen` (e.g. "127.0.0.1:0") with bearer `token`.

@@ -25,6 +25,15 @@ fn key() -> BlindKey {
 
 fn no_progress(_: u64, _: u64) {}
 
+/// A runtime for the reference server.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// order_id → normalised phone, read straight from the records file (the test's oracle).
 fn oracle(records: &Path) -> HashMap<String, String> {
     oracle_for(records, None)
@@ -272,11 +281,7 @@ fn rider_leak_is_matched_and_attributed_locally_and_remotely_without_pii_at_rest
     }
 
     // The same report through the reference server.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let (addr, handle) = rt
         .block_on(serve_reference(
             Arc::clone(&index),
@@ -531,6 +536,30 @@ fn names_are_looked_up_in_the_rows_city() {
         ..TokenQuery::default()
     };
     assert!(matches!(index.candidates(&long), Err(MatchError::Query(m)) if m.contains("at most")));
+
+    // The reference server answers city queries as the index does, and refuses the long city.
+    let index = Arc::new(index);
+    let rt = runtime();
+    let (addr, handle) = rt
+        .block_on(serve_reference(Arc::clone(&index), "127.0.0.1:0", "t"))
+        .expect("serve");
+    let remote = RemoteSource::new(&format!("http://{addr}"), "t").expect("client");
+    let refs =
+        |set: CandidateSet<'_>| -> Vec<u64> { set.orders().iter().map(|c| c.order_ref).collect() };
+    for q in [in_city("杭州", 0), in_city("杭州", 2), pinyin_only.clone()] {
+        assert_eq!(
+            refs(remote.candidates(&q).expect("remote")),
+            refs(index.candidates(&q).expect("local"))
+        );
+    }
+    match remote.candidates(&long) {
+        Err(MatchError::Remote(m)) => assert!(m.contains("400") && m.contains("at most"), "{m}"),
+        other => panic!("expected 400, got {other:?}"),
+    }
+    drop(remote);
+    handle.abort();
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    let index = Arc::try_unwrap(index).expect("server gone");
 
     // A fuzzy row in Hangzhou decides the same alone and next to a row with the same name
     // and no city (whose plain lookup brings the other cities' orders into the set).
