@@ -14,13 +14,15 @@
 //! A canary hit names its partner outright and ranks it first whatever the numbers.
 //!
 //! Base counts are asked once per city of the matched orders (the cities spread over the
-//! cores), and only for the actors the matched orders touched.
+//! cores), and only for the actors that can be reported (touched ≥ [`MIN_TOUCHED`] matched
+//! orders, or named by a canary): the others are dropped whatever their base rate.
 //!
 //! Invariants: deterministic for the same inputs (cities are visited in order; ties broken by
 //! kind and id); every score is finite; base counts lower than what the matched orders alone
 //! show (a source answering from another snapshot) are raised to that, never divided by zero.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap};
 
 use super::index::account_kind;
 use super::normalise;
@@ -29,6 +31,17 @@ use super::{ActorRef, CanaryHit, MatchError, OrderDetails, RecordSource, Suspect
 /// Fewest matched orders an actor must have handled to be reported (fewer is noise: any rider
 /// delivers two orders of a 50-row sample now and then).
 pub const MIN_TOUCHED: u64 = 3;
+
+/// An actor that may be reported: touched enough matched orders, or named by a canary.
+struct Candidate<'a> {
+    kind: Cow<'a, str>,
+    id: &'a str,
+    /// The matched order ids it handled, sorted, distinct.
+    ids: Vec<&'a str>,
+    canary: bool,
+    /// Its orders in the same cities and window.
+    base: u64,
+}
 
 /// Ranks the actors behind `orders` (the distinct matched orders).
 pub fn attribute(
@@ -53,45 +66,61 @@ pub fn attribute(
     } else {
         cities.iter().map(|c| Some(c.as_str())).collect()
     };
-    // Matched orders per actor.
-    let mut touched: BTreeMap<(String, String), BTreeSet<&str>> = BTreeMap::new();
+    // Matched orders per actor (each order is listed once, so an actor's list only needs
+    // deduplicating for accounts that viewed the same order more than once).
+    let mut touched: HashMap<(Cow<'_, str>, &str), Vec<&str>> = HashMap::new();
     for c in orders {
-        let mut actors: Vec<(String, String)> = vec![
-            ("merchant".into(), c.merchant_id.clone()),
-            ("rider".into(), c.rider_id.clone()),
-            ("partner".into(), c.delivery_partner.clone()),
-        ];
-        for e in &c.access {
-            actors.push((account_kind(&e.actor_kind), e.actor_id.clone()));
+        let id = c.order_id.as_str();
+        for (kind, actor) in [
+            ("merchant", &c.merchant_id),
+            ("rider", &c.rider_id),
+            ("partner", &c.delivery_partner),
+        ] {
+            if !actor.is_empty() {
+                touched
+                    .entry((Cow::Borrowed(kind), actor.as_str()))
+                    .or_default()
+                    .push(id);
+            }
         }
-        for a in actors {
-            if !a.1.is_empty() {
-                touched.entry(a).or_default().insert(c.order_id.as_str());
+        for e in &c.access {
+            if !e.actor_id.is_empty() {
+                touched
+                    .entry((Cow::Owned(account_kind(&e.actor_kind)), e.actor_id.as_str()))
+                    .or_default()
+                    .push(id);
             }
         }
     }
     let canary_partners: BTreeSet<&str> = canaries.iter().map(|h| h.partner.as_str()).collect();
     for p in &canary_partners {
         // A canary names its partner even if no other matched order went through it.
-        touched
-            .entry(("partner".into(), (*p).to_string()))
-            .or_default();
+        touched.entry((Cow::Borrowed("partner"), *p)).or_default();
     }
-    // Base counts of the touched actors only (a city has thousands of actors; a sample
-    // touches a few).
+    // Only actors that can be reported need a base rate: the rest are dropped whatever it is.
+    let mut candidates: Vec<Candidate<'_>> = touched
+        .into_iter()
+        .filter_map(|((kind, id), mut ids)| {
+            ids.sort_unstable();
+            ids.dedup();
+            let canary = kind == "partner" && canary_partners.contains(id);
+            (canary || ids.len() as u64 >= MIN_TOUCHED).then_some(Candidate {
+                kind,
+                id,
+                ids,
+                canary,
+                base: 0,
+            })
+        })
+        .collect();
+    candidates.sort_unstable_by(|a, b| (&a.kind, a.id).cmp(&(&b.kind, b.id)));
     let mut base_total = 0u64;
-    let mut base = vec![0u64; touched.len()];
-    {
-        let position: HashMap<(&str, &str), usize> = touched
-            .keys()
-            .enumerate()
-            .map(|(i, (kind, id))| ((kind.as_str(), id.as_str()), i))
-            .collect();
-        let only: Vec<ActorRef> = touched
-            .keys()
-            .map(|(kind, id)| ActorRef {
-                actor_kind: kind.clone(),
-                actor_id: id.clone(),
+    if !candidates.is_empty() {
+        let only: Vec<ActorRef> = candidates
+            .iter()
+            .map(|c| ActorRef {
+                actor_kind: c.kind.to_string(),
+                actor_id: c.id.to_string(),
             })
             .collect();
         // One call per city, the cities spread over the cores.
@@ -104,10 +133,11 @@ pub fn attribute(
             let b = b?;
             base_total += b.total;
             for a in &b.actors {
-                if let Some(i) = position.get(&(a.actor_kind.as_str(), a.actor_id.as_str()))
-                    && let Some(x) = base.get_mut(*i)
+                let key = (a.actor_kind.as_str(), a.actor_id.as_str());
+                if let Ok(i) = candidates.binary_search_by(|c| (c.kind.as_ref(), c.id).cmp(&key))
+                    && let Some(c) = candidates.get_mut(i)
                 {
-                    *x += a.orders;
+                    c.base += a.orders;
                 }
             }
         }
@@ -115,31 +145,30 @@ pub fn attribute(
     let ln_fact = ln_factorials(n);
     let total = base_total.max(n);
     let mut out: Vec<Suspect> = Vec::new();
-    for (((kind, id), ids), base) in touched.into_iter().zip(base) {
-        let t = ids.len() as u64;
-        let canary = kind == "partner" && canary_partners.contains(id.as_str());
-        let b = base.max(t).max(1);
+    for c in candidates {
+        let t = c.ids.len() as u64;
+        let b = c.base.max(t).max(1);
         let base_share = b as f64 / total as f64;
         let share = t as f64 / n as f64;
         let lift = share / base_share;
-        if !canary && (t < MIN_TOUCHED || lift <= 1.0) {
+        if !c.canary && lift <= 1.0 {
             continue;
         }
         let score = -ln_binomial_tail(n, t, base_share, &ln_fact) / std::f64::consts::LN_10;
         out.push(Suspect {
-            actor_kind: kind,
-            actor_id: id,
+            actor_kind: c.kind.into_owned(),
+            actor_id: c.id.to_string(),
             touched: t,
             share,
             base_share,
             lift,
-            orders: ids.into_iter().map(str::to_string).collect(),
+            orders: c.ids.into_iter().map(str::to_string).collect(),
             score: if score.is_finite() {
                 score.max(0.0)
             } else {
                 0.0
             },
-            canary,
+            canary: c.canary,
         });
     }
     out.sort_by(|a, b| {
@@ -197,6 +226,147 @@ fn ln_binomial_tail(n: u64, t: u64, p: f64, ln_fact: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::matching::{AccessEvent, ActorCount, BaseCounts, CandidateSet, TokenQuery};
+    use std::sync::Mutex;
+
+    /// Base counts from a fixed table; remembers which actors it was asked about.
+    struct Table {
+        total: u64,
+        counts: Vec<(&'static str, &'static str, u64)>,
+        asked: Mutex<Vec<Vec<ActorRef>>>,
+    }
+
+    impl RecordSource for Table {
+        fn candidates(&self, _: &TokenQuery) -> Result<CandidateSet<'_>, MatchError> {
+            Err(MatchError::Internal("not used".into()))
+        }
+        fn details(&self, _: &[u64]) -> Result<Vec<OrderDetails>, MatchError> {
+            Err(MatchError::Internal("not used".into()))
+        }
+        fn base_counts(
+            &self,
+            city: Option<&str>,
+            from: i64,
+            to: i64,
+            only: Option<&[ActorRef]>,
+        ) -> Result<BaseCounts, MatchError> {
+            let only = only.unwrap_or_default().to_vec();
+            let actors = self
+                .counts
+                .iter()
+                .filter(|(k, i, _)| only.iter().any(|a| a.actor_kind == *k && a.actor_id == *i))
+                .map(|(k, i, n)| ActorCount {
+                    actor_kind: k.to_string(),
+                    actor_id: i.to_string(),
+                    orders: *n,
+                })
+                .collect();
+            if let Ok(mut asked) = self.asked.lock() {
+                asked.push(only);
+            }
+            Ok(BaseCounts {
+                city: city.map(str::to_string),
+                from,
+                to,
+                total: self.total,
+                actors,
+            })
+        }
+    }
+
+    fn order(i: u64, merchant: &str, rider: &str, partner: &str) -> OrderDetails {
+        OrderDetails {
+            order_ref: i,
+            order_id: format!("O{i}"),
+            created_at: 1_700_000_000 + i as i64,
+            city: "杭州".into(),
+            merchant_id: merchant.into(),
+            rider_id: rider.into(),
+            delivery_partner: partner.into(),
+            canary_for: None,
+            access: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_reportable_actors_are_counted_and_reported() {
+        // Rider R1 handled 4 of the 5 orders; merchant M1 two (below the minimum); partner P9
+        // one order, but a canary issued to it was among them; staff account S1 viewed one
+        // order twice and two more once each (3 distinct orders).
+        let mut orders = [
+            order(1, "M1", "R1", "P1"),
+            order(2, "M1", "R1", "P1"),
+            order(3, "M2", "R1", "P1"),
+            order(4, "M3", "R1", "P1"),
+            order(5, "M4", "R2", "P9"),
+        ];
+        let view = |at| AccessEvent {
+            actor_kind: "staff".into(),
+            actor_id: "S1".into(),
+            action: "view".into(),
+            at,
+        };
+        orders[0].access = vec![view(1), view(2)];
+        orders[1].access = vec![view(3)];
+        orders[2].access = vec![view(4)];
+        let table = Table {
+            total: 10_000,
+            counts: vec![
+                ("rider", "R1", 40),
+                ("merchant", "M1", 30),
+                ("partner", "P1", 9_000),
+                ("partner", "P9", 900),
+                ("staff_account", "S1", 20),
+            ],
+            asked: Mutex::new(Vec::new()),
+        };
+        let refs: Vec<&OrderDetails> = orders.iter().collect();
+        let hits = vec![CanaryHit {
+            order_id: "O5".into(),
+            partner: "P9".into(),
+        }];
+        let suspects = attribute(&refs, &hits, &table).expect("attributed");
+        let asked = table.asked.lock().expect("lock").clone();
+        let asked: Vec<(String, String)> = asked
+            .concat()
+            .into_iter()
+            .map(|a| (a.actor_kind, a.actor_id))
+            .collect();
+        let pair = |k: &str, i: &str| (k.to_string(), i.to_string());
+        assert_eq!(
+            asked,
+            vec![
+                pair("partner", "P1"),
+                pair("partner", "P9"),
+                pair("rider", "R1"),
+                pair("staff_account", "S1"),
+            ],
+            "base counts asked only for actors with enough orders or a canary"
+        );
+        let lines: Vec<(&str, &str, u64, bool)> = suspects
+            .iter()
+            .map(|s| {
+                (
+                    s.actor_kind.as_str(),
+                    s.actor_id.as_str(),
+                    s.touched,
+                    s.canary,
+                )
+            })
+            .collect();
+        // P1 handled 4 of 5 matched orders but 90% of all orders: lift below 1, not reported.
+        assert_eq!(
+            lines,
+            vec![
+                ("partner", "P9", 1, true),
+                ("rider", "R1", 4, false),
+                ("staff_account", "S1", 3, false),
+            ]
+        );
+        assert_eq!(suspects[1].orders, vec!["O1", "O2", "O3", "O4"]);
+        assert_eq!(suspects[2].orders, vec!["O1", "O2", "O3"]);
+        assert!((suspects[1].base_share - 40.0 / 10_000.0).abs() < 1e-12);
+    }
 
     #[test]
     fn binomial_tail() {
