@@ -14,7 +14,7 @@
 //!
 //! # Chunk file
 //!
-//! A 16-byte preamble (`LWMCHK01`, version u32 = 4, section count u32 = 18), then `orders` u32,
+//! A 16-byte preamble (`LWMCHK01`, version u32 = 5, section count u32 = 18), then `orders` u32,
 //! reserved u32, `first_ref` u64, and a table of (offset u64, length u64) per section; all
 //! integers little-endian. Sections:
 //!
@@ -23,7 +23,7 @@
 //! | 0 | forward | one 80-byte record per order (layout at [`FWD_SIZE`]) |
 //! | 1 | address | u32 address tokens of all orders, back to back |
 //! | 2 | ids     | order id bytes, back to back |
-//! | 3–7 | postings | (token u64, local order u32) sorted, for phone, masked and order-id hash; (token u64, city u32, local order u32) sorted for name and pinyin, so a name is found in one city without reading any order |
+//! | 3–7 | postings | (token u64, local order u32) sorted, for phone and order-id hash; (token u64, city u32, local order u32) sorted for masked phone, name and pinyin, so they are found in one city without reading any order |
 //! | 8–12 | fences | the token of every 128th posting, for each posting section |
 //! | 13 | time | (city u32, created_at i64, merchant u32, rider u32, partner u32) sorted |
 //! | 14 | time fences | (city u32, created_at i64) of every 128th time entry |
@@ -50,7 +50,7 @@
 //!
 //! A token lookup finds its fences through a directory by the token's top bits (tokens are
 //! uniform keyed hashes, so a bucket holds a couple of fences) and reads one or two 1.5 KiB
-//! blocks; a name or pinyin lookup narrowed to a city then takes the city's part of the run
+//! blocks; a masked-phone, name or pinyin lookup narrowed to a city then takes the city's part of the run
 //! by binary search (those postings are sorted by token, city, order);
 //! [`RecordSource::candidates`] then reads one forward record per candidate straight from the
 //! maps into a [`CandidateSet`] (no allocation or system call per order, on every core) and
@@ -124,8 +124,8 @@ const MAX_META_BYTES: usize = 256;
 
 /// Version 2: the order-id hash became non-cryptographic. Version 3: the day sections (per city
 /// and day actor counts, for base rates). Version 4: name and pinyin postings carry the order's
-/// city. Indexes of another version are refused.
-const FORMAT_VERSION: u32 = 4;
+/// city. Version 5: so do masked-phone postings. Indexes of another version are refused.
+const FORMAT_VERSION: u32 = 5;
 const MANIFEST: &str = "manifest.json";
 const ACCESS_FILE: &str = "access.lwa";
 const CHUNK_MAGIC: &[u8; 8] = b"LWMCHK01";
@@ -137,7 +137,7 @@ const ACCESS_MAGIC: &[u8; 8] = b"LWMACC01";
 /// offset u32 @72 (bytes); address length u16 @76; order id length u16 @78.
 pub const FWD_SIZE: usize = 80;
 const POSTING_SIZE: usize = 12;
-/// A name or pinyin posting: the order's city id between token and order.
+/// A masked-phone, name or pinyin posting: the order's city id between token and order.
 const CITY_POSTING_SIZE: usize = 16;
 const TIME_SIZE: usize = 24;
 const TIME_FENCE_SIZE: usize = 12;
@@ -171,7 +171,7 @@ const N_POSTINGS: usize = 5;
 
 /// Whether postings of `kind` carry the order's city.
 fn has_city(kind: usize) -> bool {
-    kind == P_NAME || kind == P_PINYIN
+    kind == P_MASKED || kind == P_NAME || kind == P_PINYIN
 }
 
 /// Bytes per posting of `kind`.
@@ -2227,6 +2227,7 @@ impl RecordSource for LocalIndex {
             lookups.extend(tokens.iter().map(|t| (kind, t.0, None)));
         }
         for (kind, tokens) in [
+            (P_MASKED, &query.masked_in_city),
             (P_NAME, &query.name_in_city),
             (P_PINYIN, &query.pinyin_in_city),
         ] {

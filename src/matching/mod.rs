@@ -209,6 +209,9 @@ pub struct TokenQuery {
     /// Pinyin tokens narrowed to a city, as `name_in_city`.
     #[serde(default)]
     pub pinyin_in_city: Vec<CityToken>,
+    /// Masked-phone tokens narrowed to a city, as `name_in_city`.
+    #[serde(default)]
+    pub masked_in_city: Vec<CityToken>,
     /// Orders returned per token at most; 0 means the source's default. A token with more
     /// orders than this (a shop's phone, the commonest names) is cut to the lowest order refs.
     #[serde(default)]
@@ -235,6 +238,7 @@ impl TokenQuery {
             + self.pinyin.len()
             + self.name_in_city.len()
             + self.pinyin_in_city.len()
+            + self.masked_in_city.len()
     }
 
     /// The first thing wrong with the query that its size does not already say: a city name
@@ -243,6 +247,7 @@ impl TokenQuery {
         self.name_in_city
             .iter()
             .chain(&self.pinyin_in_city)
+            .chain(&self.masked_in_city)
             .find(|t| t.city.len() > MAX_CITY_BYTES)
             .map(|t| format!("a city of {} bytes; at most {MAX_CITY_BYTES}", t.city.len()))
     }
@@ -279,9 +284,10 @@ impl TokenQuery {
             }
         }
         type CityField = fn(&mut TokenQuery) -> &mut Vec<CityToken>;
-        let lists: [(&Vec<CityToken>, CityField); 2] = [
+        let lists: [(&Vec<CityToken>, CityField); 3] = [
             (&self.name_in_city, |x| &mut x.name_in_city),
             (&self.pinyin_in_city, |x| &mut x.pinyin_in_city),
+            (&self.masked_in_city, |x| &mut x.masked_in_city),
         ];
         for (src, field) in lists {
             for t in src {

@@ -444,28 +444,14 @@ fn repeat_customer_order_is_chosen_by_time() {
 /// A name asked for in a city: only that city's orders and orders without a city, the lowest
 /// refs first under a limit, across chunks; the plain lookup still sees every city; a fuzzy
 /// row's answer does not depend on which other rows share the sample.
-#[test]
-fn names_are_looked_up_in_the_rows_city() {
+/// An index of `rows` (CSV lines after the header) in chunks of three orders, so that one
+/// token's orders are spread over chunks.
+fn small_index(rows: &str) -> (tempfile::TempDir, LocalIndex) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let records = tmp.path().join("r.csv");
-    let mut csv = String::from(
-        "order_id,created_at,city,customer_name,customer_phone,address,merchant_id,rider_id,delivery_partner\n",
+    let csv = format!(
+        "order_id,created_at,city,customer_name,customer_phone,address,merchant_id,rider_id,delivery_partner\n{rows}"
     );
-    // 王芳 in three cities (two spellings of Hangzhou) and once without a city; chunks of
-    // three orders, so a name's orders are spread over chunks.
-    for (id, city, addr) in [
-        ("H1", "杭州", "西湖区文三路90号东部软件园1号楼301室"),
-        ("S1", "上海", "浦东新区世纪大道100号"),
-        ("H2", "杭州市", "西湖区文三路90号东部软件园1号楼301室"),
-        ("N1", "", "文三路90号东部软件园1号楼301室"),
-        ("S2", "上海", "浦东新区世纪大道200号"),
-        ("H3", "杭州", "拱墅区莫干山路100号"),
-        ("B1", "北京", "海淀区中关村大街27号"),
-    ] {
-        csv.push_str(&format!(
-            "{id},2024-11-01 12:00:00,{city},王芳,,{addr},M1,R1,P1\n"
-        ));
-    }
     fs::write(&records, csv).expect("write");
     let dir = tmp.path().join("i");
     LocalIndex::import_with(
@@ -479,22 +465,75 @@ fn names_are_looked_up_in_the_rows_city() {
         },
     )
     .expect("import");
+    let index = LocalIndex::open(&dir, &key()).expect("open");
+    (tmp, index)
+}
+
+/// The order ids `q` finds, sorted.
+fn order_ids(index: &LocalIndex, q: &TokenQuery) -> Vec<String> {
+    let set = index.candidates(q).expect("candidates");
+    let refs: Vec<u64> = set.orders().iter().map(|c| c.order_ref).collect();
+    let mut ids: Vec<String> = index
+        .details(&refs)
+        .expect("details")
+        .into_iter()
+        .map(|d| d.order_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Serves `index` through the reference server, asserts that each of `queries` finds the same
+/// orders remotely as locally, runs `more` against the client, and hands the index back.
+fn same_answers_remotely(
+    index: LocalIndex,
+    queries: &[TokenQuery],
+    more: impl FnOnce(&RemoteSource),
+) -> LocalIndex {
+    let index = Arc::new(index);
+    let rt = runtime();
+    let (addr, handle) = rt
+        .block_on(serve_reference(Arc::clone(&index), "127.0.0.1:0", "t"))
+        .expect("serve");
+    let remote = RemoteSource::new(&format!("http://{addr}"), "t").expect("client");
+    let refs =
+        |set: CandidateSet<'_>| -> Vec<u64> { set.orders().iter().map(|c| c.order_ref).collect() };
+    for q in queries {
+        assert_eq!(
+            refs(remote.candidates(q).expect("remote")),
+            refs(index.candidates(q).expect("local")),
+            "{q:?}"
+        );
+    }
+    more(&remote);
+    drop(remote);
+    handle.abort();
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    Arc::try_unwrap(index).unwrap_or_else(|_| panic!("server gone"))
+}
+
+#[test]
+fn names_are_looked_up_in_the_rows_city() {
+    // 王芳 in three cities (two spellings of Hangzhou) and once without a city.
+    let mut rows = String::new();
+    for (id, city, addr) in [
+        ("H1", "杭州", "西湖区文三路90号东部软件园1号楼301室"),
+        ("S1", "上海", "浦东新区世纪大道100号"),
+        ("H2", "杭州市", "西湖区文三路90号东部软件园1号楼301室"),
+        ("N1", "", "文三路90号东部软件园1号楼301室"),
+        ("S2", "上海", "浦东新区世纪大道200号"),
+        ("H3", "杭州", "拱墅区莫干山路100号"),
+        ("B1", "北京", "海淀区中关村大街27号"),
+    ] {
+        rows.push_str(&format!(
+            "{id},2024-11-01 12:00:00,{city},王芳,,{addr},M1,R1,P1\n"
+        ));
+    }
+    let (_tmp, index) = small_index(&rows);
     let k = key();
-    let index = LocalIndex::open(&dir, &k).expect("open");
     let name = normalise::normalise_name("王芳").expect("name");
     let (token, pinyin) = Blinder::new(&k).name(&name);
-    let ids = |q: &TokenQuery| -> Vec<String> {
-        let set = index.candidates(q).expect("candidates");
-        let refs: Vec<u64> = set.orders().iter().map(|c| c.order_ref).collect();
-        let mut ids: Vec<String> = index
-            .details(&refs)
-            .expect("details")
-            .into_iter()
-            .map(|d| d.order_id)
-            .collect();
-        ids.sort();
-        ids
-    };
+    let ids = |q: &TokenQuery| order_ids(&index, q);
     let in_city = |city: &str, limit: u32| TokenQuery {
         name_in_city: vec![CityToken {
             token,
@@ -538,28 +577,16 @@ fn names_are_looked_up_in_the_rows_city() {
     assert!(matches!(index.candidates(&long), Err(MatchError::Query(m)) if m.contains("at most")));
 
     // The reference server answers city queries as the index does, and refuses the long city.
-    let index = Arc::new(index);
-    let rt = runtime();
-    let (addr, handle) = rt
-        .block_on(serve_reference(Arc::clone(&index), "127.0.0.1:0", "t"))
-        .expect("serve");
-    let remote = RemoteSource::new(&format!("http://{addr}"), "t").expect("client");
-    let refs =
-        |set: CandidateSet<'_>| -> Vec<u64> { set.orders().iter().map(|c| c.order_ref).collect() };
-    for q in [in_city("杭州", 0), in_city("杭州", 2), pinyin_only.clone()] {
-        assert_eq!(
-            refs(remote.candidates(&q).expect("remote")),
-            refs(index.candidates(&q).expect("local"))
-        );
-    }
-    match remote.candidates(&long) {
-        Err(MatchError::Remote(m)) => assert!(m.contains("400") && m.contains("at most"), "{m}"),
-        other => panic!("expected 400, got {other:?}"),
-    }
-    drop(remote);
-    handle.abort();
-    rt.shutdown_timeout(std::time::Duration::from_secs(5));
-    let index = Arc::try_unwrap(index).expect("server gone");
+    let index = same_answers_remotely(
+        index,
+        &[in_city("杭州", 0), in_city("杭州", 2), pinyin_only.clone()],
+        |remote| match remote.candidates(&long) {
+            Err(MatchError::Remote(m)) => {
+                assert!(m.contains("400") && m.contains("at most"), "{m}")
+            }
+            other => panic!("expected 400, got {other:?}"),
+        },
+    );
 
     // A fuzzy row in Hangzhou decides the same alone and next to a row with the same name
     // and no city (whose plain lookup brings the other cities' orders into the set).
@@ -596,6 +623,107 @@ fn names_are_looked_up_in_the_rows_city() {
         alone.rows[1]
     );
     assert_eq!(alone.rows[..2], both.rows[..2]);
+}
+
+#[test]
+fn masked_phones_are_looked_up_in_the_rows_city() {
+    // Seven customers share the mask 138****5678: two in Hangzhou, four in Shanghai (all
+    // named 张伟), one without a city.
+    let mut rows = String::new();
+    for (id, city, name, phone, addr) in [
+        ("S1", "上海", "张伟", "13811005678", "浦东新区世纪大道100号"),
+        (
+            "H1",
+            "杭州",
+            "张伟",
+            "13811115678",
+            "西湖区文三路90号东部软件园1号楼301室",
+        ),
+        (
+            "S2",
+            "上海市",
+            "张伟",
+            "13822005678",
+            "浦东新区世纪大道200号",
+        ),
+        ("S3", "上海", "张伟", "13833005678", "黄浦区南京东路1号"),
+        ("N1", "", "王芳", "13833335678", "文三路100号"),
+        ("H2", "杭州", "李娜", "13822225678", "拱墅区莫干山路100号"),
+        ("S4", "上海", "张伟", "13844005678", "徐汇区漕溪北路1号"),
+    ] {
+        rows.push_str(&format!(
+            "{id},2024-11-01 12:00:00,{city},{name},{phone},{addr},M1,R1,P1\n"
+        ));
+    }
+    let (_tmp, index) = small_index(&rows);
+    let k = key();
+    let mask = normalise::normalise_masked_phone("138****5678").expect("mask");
+    let token = Blinder::new(&k).masked(&mask);
+    let ids = |q: &TokenQuery| order_ids(&index, q);
+    let in_city = |city: &str, limit: u32| TokenQuery {
+        masked_in_city: vec![CityToken {
+            token,
+            city: normalise::canonical_city(city),
+        }],
+        limit_per_token: limit,
+        ..TokenQuery::default()
+    };
+    assert_eq!(ids(&in_city("杭州", 0)), ["H1", "H2", "N1"]);
+    assert_eq!(ids(&in_city("上海市", 0)), ["N1", "S1", "S2", "S3", "S4"]);
+    assert_eq!(ids(&in_city("广州", 0)), ["N1"]);
+    // The lowest refs of the city's orders, wherever their chunk.
+    assert_eq!(ids(&in_city("上海", 2)), ["S1", "S2"]);
+    let plain = TokenQuery {
+        masked: vec![token],
+        ..TokenQuery::default()
+    };
+    assert_eq!(ids(&plain).len(), 7);
+
+    // The reference server answers as the index does.
+    let index = same_answers_remotely(
+        index,
+        &[in_city("杭州", 0), in_city("上海", 2), plain.clone()],
+        |_| {},
+    );
+
+    // A masked row in Hangzhou is weighed against the customers who could be it: the three
+    // with the mask there or without a city, whatever other rows bring into the set.
+    let m = Matcher::new(&index, &k);
+    let found = SampleInput {
+        name: Some("张伟".into()),
+        masked_phone: Some("138****5678".into()),
+        address: Some("杭州市西湖区文三路90号东部软件园1号楼301室".into()),
+        ..SampleInput::default()
+    };
+    let stranger = SampleInput {
+        name: Some("赵六".into()),
+        address: Some("杭州市滨江区江南大道1号".into()),
+        ..found.clone()
+    };
+    // No city: every customer with the mask counts.
+    let cityless = SampleInput {
+        address: None,
+        ..stranger.clone()
+    };
+    let alone = m
+        .check(&[found.clone(), stranger.clone()], 2024)
+        .expect("check");
+    let all = m.check(&[found, stranger, cityless], 2024).expect("check");
+    assert_eq!(alone.rows[0].order_id.as_deref(), Some("H1"));
+    assert_eq!(alone.rows[0].level.as_deref(), Some("masked+name+address"));
+    assert_eq!(alone.rows[1].order_id, None);
+    let note = |r: &RowResult| r.note.clone().unwrap_or_default();
+    assert!(
+        note(&alone.rows[1]).starts_with("masked phone matches 3 customer(s)"),
+        "{:?}",
+        alone.rows[1]
+    );
+    assert_eq!(alone.rows[..2], all.rows[..2]);
+    assert!(
+        note(&all.rows[2]).starts_with("masked phone matches 7 customer(s)"),
+        "{:?}",
+        all.rows[2]
+    );
 }
 
 #[test]
@@ -1143,6 +1271,10 @@ fn query_split_keeps_every_token() {
             token: Token(31),
             city: "上海".into(),
         }],
+        masked_in_city: vec![CityToken {
+            token: Token(32),
+            city: "北京".into(),
+        }],
         limit_per_token: 9,
     };
     let parts = q.split(4);
@@ -1159,6 +1291,7 @@ fn query_split_keeps_every_token() {
         back.pinyin.extend(p.pinyin);
         back.name_in_city.extend(p.name_in_city);
         back.pinyin_in_city.extend(p.pinyin_in_city);
+        back.masked_in_city.extend(p.masked_in_city);
     }
     assert_eq!(back, q);
     assert!(TokenQuery::default().split(4).is_empty());
