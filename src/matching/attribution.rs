@@ -13,7 +13,8 @@
 //! handles 30% of the city is less damning than a rider touching 95% when it handles 0.2%.
 //! A canary hit names its partner outright and ranks it first whatever the numbers.
 //!
-//! Base counts are asked once per city of the matched orders (the cities spread over the
+//! Base counts are asked once per city of the matched orders (orders without a city add none;
+//! when none has a city, once for every city; the cities spread over the
 //! cores), and only for the actors that can be reported (touched ≥ [`MIN_TOUCHED`] matched
 //! orders, or named by a canary): the others are dropped whatever their base rate.
 //!
@@ -57,11 +58,14 @@ pub fn attribute(
         return Ok(Vec::new());
     };
     // Base rates over the same cities and window.
+    // An order without a city says nothing about where to count: the known cities are the
+    // base, and only when no matched order has a city is it every city.
     let cities: BTreeSet<String> = orders
         .iter()
         .map(|c| normalise::canonical_city(&c.city))
+        .filter(|c| !c.is_empty())
         .collect();
-    let calls: Vec<Option<&str>> = if cities.iter().any(String::is_empty) {
+    let calls: Vec<Option<&str>> = if cities.is_empty() {
         vec![None]
     } else {
         cities.iter().map(|c| Some(c.as_str())).collect()
@@ -233,7 +237,7 @@ mod tests {
     struct Table {
         total: u64,
         counts: Vec<(&'static str, &'static str, u64)>,
-        asked: Mutex<Vec<Vec<ActorRef>>>,
+        asked: Mutex<Vec<(Option<String>, Vec<ActorRef>)>>,
     }
 
     impl RecordSource for Table {
@@ -262,7 +266,7 @@ mod tests {
                 })
                 .collect();
             if let Ok(mut asked) = self.asked.lock() {
-                asked.push(only);
+                asked.push((city.map(str::to_string), only));
             }
             Ok(BaseCounts {
                 city: city.map(str::to_string),
@@ -309,6 +313,9 @@ mod tests {
         orders[0].access = vec![view(1), view(2)];
         orders[1].access = vec![view(3)];
         orders[2].access = vec![view(4)];
+        // An order without a city: the base is still the orders of Hangzhou, not of the
+        // whole country.
+        orders[4].city = String::new();
         let table = Table {
             total: 10_000,
             counts: vec![
@@ -327,9 +334,13 @@ mod tests {
         }];
         let suspects = attribute(&refs, &hits, &table).expect("attributed");
         let asked = table.asked.lock().expect("lock").clone();
+        assert_eq!(
+            asked.iter().map(|a| a.0.as_deref()).collect::<Vec<_>>(),
+            [Some("杭州")]
+        );
         let asked: Vec<(String, String)> = asked
-            .concat()
             .into_iter()
+            .flat_map(|a| a.1)
             .map(|a| (a.actor_kind, a.actor_id))
             .collect();
         let pair = |k: &str, i: &str| (k.to_string(), i.to_string());
@@ -366,6 +377,14 @@ mod tests {
         assert_eq!(suspects[1].orders, vec!["O1", "O2", "O3", "O4"]);
         assert_eq!(suspects[2].orders, vec!["O1", "O2", "O3"]);
         assert!((suspects[1].base_share - 40.0 / 10_000.0).abs() < 1e-12);
+        // No matched order with a city: every city is the base.
+        for o in &mut orders {
+            o.city = String::new();
+        }
+        let refs: Vec<&OrderDetails> = orders.iter().collect();
+        attribute(&refs, &hits, &table).expect("attributed");
+        let asked = table.asked.lock().expect("lock").clone();
+        assert_eq!(asked.last().map(|a| a.0.clone()), Some(None));
     }
 
     #[test]
