@@ -14,7 +14,7 @@
 //!
 //! # Chunk file
 //!
-//! A 16-byte preamble (`LWMCHK01`, version u32 = 5, section count u32 = 18), then `orders` u32,
+//! A 16-byte preamble (`LWMCHK01`, version u32 = 6, section count u32 = 18), then `orders` u32,
 //! reserved u32, `first_ref` u64, and a table of (offset u64, length u64) per section; all
 //! integers little-endian. Sections:
 //!
@@ -23,7 +23,7 @@
 //! | 0 | forward | one 80-byte record per order (layout at [`FWD_SIZE`]) |
 //! | 1 | address | u32 address tokens of all orders, back to back |
 //! | 2 | ids     | order id bytes, back to back |
-//! | 3–7 | postings | (token u64, local order u32) sorted, for phone and order-id hash; (token u64, city u32, local order u32) sorted for masked phone, name and pinyin, so they are found in one city without reading any order |
+//! | 3–7 | postings | (token u64, local order u32) sorted, for phone and order-id hash; (token u64, city u32, local order u32) sorted for masked phone; (token u64, city u32, district key u32, local order u32) sorted by token, city, order for name and pinyin; so they are found in one city (names in one district) without reading any order |
 //! | 8–12 | fences | the token of every 128th posting, for each posting section |
 //! | 13 | time | (city u32, created_at i64, merchant u32, rider u32, partner u32) sorted |
 //! | 14 | time fences | (city u32, created_at i64) of every 128th time entry |
@@ -50,8 +50,10 @@
 //!
 //! A token lookup finds its fences through a directory by the token's top bits (tokens are
 //! uniform keyed hashes, so a bucket holds a couple of fences) and reads one or two 1.5 KiB
-//! blocks; a masked-phone, name or pinyin lookup narrowed to a city then takes the city's part of the run
-//! by binary search (those postings are sorted by token, city, order);
+//! blocks; a masked-phone, name or pinyin lookup narrowed to a city then takes the city's part
+//! of the run by binary search (those postings are sorted by token, city, order; names and
+//! pinyin carry the district key too, so a name narrowed to a district keeps only that
+//! district's and the district-less postings of the city's part);
 //! [`RecordSource::candidates`] then reads one forward record per candidate straight from the
 //! maps into a [`CandidateSet`] (no allocation or system call per order, on every core) and
 //! leaves the address tokens in the map, where the matcher reads them only for candidates
@@ -124,8 +126,9 @@ const MAX_META_BYTES: usize = 256;
 
 /// Version 2: the order-id hash became non-cryptographic. Version 3: the day sections (per city
 /// and day actor counts, for base rates). Version 4: name and pinyin postings carry the order's
-/// city. Version 5: so do masked-phone postings. Indexes of another version are refused.
-const FORMAT_VERSION: u32 = 5;
+/// city. Version 5: so do masked-phone postings. Version 6: name and pinyin postings also
+/// carry the district key. Indexes of another version are refused.
+const FORMAT_VERSION: u32 = 6;
 const MANIFEST: &str = "manifest.json";
 const ACCESS_FILE: &str = "access.lwa";
 const CHUNK_MAGIC: &[u8; 8] = b"LWMCHK01";
@@ -137,8 +140,10 @@ const ACCESS_MAGIC: &[u8; 8] = b"LWMACC01";
 /// offset u32 @72 (bytes); address length u16 @76; order id length u16 @78.
 pub const FWD_SIZE: usize = 80;
 const POSTING_SIZE: usize = 12;
-/// A masked-phone, name or pinyin posting: the order's city id between token and order.
+/// A masked-phone posting: the order's city id between token and order.
 const CITY_POSTING_SIZE: usize = 16;
+/// A name or pinyin posting: the order's city id and district key between token and order.
+const PLACE_POSTING_SIZE: usize = 20;
 const TIME_SIZE: usize = 24;
 const TIME_FENCE_SIZE: usize = 12;
 const ACCESS_EVENT_SIZE: usize = 36;
@@ -171,16 +176,44 @@ const N_POSTINGS: usize = 5;
 
 /// Whether postings of `kind` carry the order's city.
 fn has_city(kind: usize) -> bool {
-    kind == P_MASKED || kind == P_NAME || kind == P_PINYIN
+    kind == P_MASKED || has_district(kind)
 }
 
-/// Bytes per posting of `kind`.
+/// Whether postings of `kind` carry the order's district key (after the city).
+fn has_district(kind: usize) -> bool {
+    kind == P_NAME || kind == P_PINYIN
+}
+
+/// Bytes per posting of `kind`; the local order number is always the last four.
 fn posting_size(kind: usize) -> usize {
-    if has_city(kind) {
+    if has_district(kind) {
+        PLACE_POSTING_SIZE
+    } else if has_city(kind) {
         CITY_POSTING_SIZE
     } else {
         POSTING_SIZE
     }
+}
+
+/// The district key a posting carries: the low 32 bits of the district token (never 0), or 0
+/// for an order without a district. Two districts sharing a key only widen a lookup; the
+/// matcher compares the full tokens.
+fn district_key(token: u64) -> u32 {
+    if token == 0 { 0 } else { (token as u32).max(1) }
+}
+
+/// The first position in `lo..hi` where `below` turns false (`below` must be true for a
+/// prefix of the range and false after it).
+fn lower_bound(mut lo: usize, mut hi: usize, below: impl Fn(usize) -> bool) -> usize {
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 // Access file sections.
@@ -500,6 +533,9 @@ struct ChunkBuilder {
     ids: Vec<u8>,
     /// (token, city, local order); the city is 0 for postings that do not carry one.
     post: [Vec<(u64, u32, u32)>; N_POSTINGS],
+    /// The district key of each order, by local order (written into name and pinyin
+    /// postings, which are sorted without it).
+    districts: Vec<u32>,
     time: Vec<(u32, i64, u32, u32, u32)>,
     dict_added: Vec<String>,
     orders: u32,
@@ -514,6 +550,7 @@ impl ChunkBuilder {
             addr: Vec::with_capacity(capacity * 16),
             ids: Vec::with_capacity(capacity * 20),
             post: std::array::from_fn(|_| Vec::with_capacity(capacity)),
+            districts: Vec::with_capacity(capacity),
             time: Vec::with_capacity(capacity),
             dict_added: Vec::new(),
             orders: 0,
@@ -554,6 +591,7 @@ impl ChunkBuilder {
             }
         }
         self.post[P_OID].push((p.oid, 0, local));
+        self.districts.push(district_key(p.tokens[4]));
         self.time
             .push((city, p.created_at, merchant, rider, partner));
         self.orders += 1;
@@ -620,6 +658,10 @@ impl ChunkBuilder {
                     w.write_all(&t.to_le_bytes())?;
                     if has_city(k) {
                         w.write_all(&city.to_le_bytes())?;
+                    }
+                    if has_district(k) {
+                        let d = self.districts.get(*l as usize).copied().unwrap_or(0);
+                        w.write_all(&d.to_le_bytes())?;
                     }
                     w.write_all(&l.to_le_bytes())?;
                 }
@@ -1065,7 +1107,10 @@ impl ChunkReader {
         let room = limit.saturating_sub(out.len());
         if has_city(kind) {
             // Sorted by city, then order: the lowest orders may be anywhere in the run.
-            let mut locals: Vec<u32> = run.chunks_exact(size).map(|e| le_u32(e, 12)).collect();
+            let mut locals: Vec<u32> = run
+                .chunks_exact(size)
+                .map(|e| le_u32(e, size - 4))
+                .collect();
             locals.sort_unstable();
             locals.truncate(room);
             out.extend(locals.iter().map(|l| self.first_ref + u64::from(*l)));
@@ -1079,38 +1124,37 @@ impl ChunkReader {
     }
 
     /// As [`ChunkReader::lookup`], only the orders whose city id is one of `cities` (`kind`
-    /// must carry cities).
+    /// must carry cities) and, when `district` is given and `kind` carries districts, whose
+    /// district key is that one or 0 (no district).
     fn lookup_in_cities(
         &self,
         kind: usize,
         token: u64,
         cities: &[u32],
+        district: Option<u32>,
         limit: usize,
         out: &mut Vec<u64>,
     ) {
         if !has_city(kind) {
             return;
         }
+        let size = posting_size(kind);
         let run = self.run(kind, token);
-        let n = run.len() / CITY_POSTING_SIZE;
-        let city_at = |i: usize| le_u32(run, i * CITY_POSTING_SIZE + 8);
+        let n = run.len() / size;
+        let city_at = |i: usize| le_u32(run, i * size + 8);
+        // Orders without a district (key 0) never contradict a row's district.
+        let district = district.filter(|_| has_district(kind));
+        let in_district = |e: &[u8]| district.is_none_or(|d| [0, d].contains(&le_u32(e, 12)));
         let start = out.len();
         for &city in cities {
-            // The first entry of `city` in the run (sorted by city, then order).
-            let (mut lo, mut hi) = (0, n);
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                if city_at(mid) < city {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
-            let from = run.get(lo * CITY_POSTING_SIZE..).unwrap_or(&[]);
+            // The run is sorted by city, then order; the city's part is filtered by district.
+            let lo = lower_bound(0, n, |i| city_at(i) < city);
+            let hi = lower_bound(lo, n, |i| city_at(i) <= city);
+            let part = run.get(lo * size..hi * size).unwrap_or(&[]);
             out.extend(
-                from.chunks_exact(CITY_POSTING_SIZE)
-                    .take_while(|e| le_u32(e, 8) == city)
-                    .map(|e| self.first_ref + u64::from(le_u32(e, 12))),
+                part.chunks_exact(size)
+                    .filter(|e| in_district(e))
+                    .map(|e| self.first_ref + u64::from(le_u32(e, size - 4))),
             );
         }
         // The lowest orders of all the cities together, as a plain lookup would keep.
@@ -1689,7 +1733,7 @@ impl LocalIndex {
         &self,
         kind: usize,
         token: u64,
-        city: &str,
+        (city, district): (&str, Option<u32>),
         limit: usize,
         out: &mut Vec<u64>,
     ) {
@@ -1700,7 +1744,7 @@ impl LocalIndex {
             if out.len() >= limit {
                 break;
             }
-            c.lookup_in_cities(kind, token, &ids, limit, out);
+            c.lookup_in_cities(kind, token, &ids, district, limit, out);
         }
     }
 
@@ -2216,8 +2260,9 @@ impl RecordSource for LocalIndex {
             0 => DEFAULT_LIMIT_PER_TOKEN,
             n => n.min(MAX_LIMIT_PER_TOKEN),
         } as usize;
-        // (kind, token, canonical city when narrowed to one).
-        let mut lookups: Vec<(usize, u64, Option<&str>)> = Vec::with_capacity(query.len());
+        // (kind, token, the canonical city and district key when narrowed to them).
+        type Lookup<'q> = (usize, u64, Option<(&'q str, Option<u32>)>);
+        let mut lookups: Vec<Lookup<'_>> = Vec::with_capacity(query.len());
         for (kind, tokens) in [
             (P_PHONE, &query.phone),
             (P_MASKED, &query.masked),
@@ -2231,11 +2276,10 @@ impl RecordSource for LocalIndex {
             (P_NAME, &query.name_in_city),
             (P_PINYIN, &query.pinyin_in_city),
         ] {
-            lookups.extend(
-                tokens
-                    .iter()
-                    .map(|t| (kind, t.token.0, Some(t.city.as_str()))),
-            );
+            lookups.extend(tokens.iter().map(|t| {
+                let district = t.district.map(|d| district_key(d.0));
+                (kind, t.token.0, Some((t.city.as_str(), district)))
+            }));
         }
         lookups.sort_unstable();
         lookups.dedup();
@@ -2245,7 +2289,9 @@ impl RecordSource for LocalIndex {
                 let start = refs.len();
                 match city {
                     None => self.lookup(kind, token, start + limit, &mut refs),
-                    Some(city) => self.lookup_in_city(kind, token, city, start + limit, &mut refs),
+                    Some(place) => {
+                        self.lookup_in_city(kind, token, place, start + limit, &mut refs)
+                    }
                 }
             }
             refs

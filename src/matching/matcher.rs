@@ -13,10 +13,11 @@
 //!   on the address, and counting them against the row only raised its bar (recall on the
 //!   10M-record benchmark sample 0.976 → 0.987, precision 1.0 both ways).
 //! - **no phone** → orders with the same name or pinyin token whose address also agrees
-//!   strongly (level `fuzzy`). A strong address agreement needs the same city, so a row whose
-//!   address names its city asks only for the orders with that name in that city (or without
-//!   a city): a common name costs the orders of one city, not of the whole country, and the
-//!   customers counted against the row (below) are the ones that could be it.
+//!   strongly (level `fuzzy`). A strong address agreement needs the same city and district,
+//!   so a row whose address names its city asks only for the orders with that name in that
+//!   city and, when it names one, that district (or without them): a common name costs the
+//!   orders of one district, not of the whole country, and the customers counted against the
+//!   row (below) are the ones that could be it.
 //!
 //! # Scores (Fellegi–Sunter)
 //!
@@ -373,11 +374,20 @@ impl Matcher<'_> {
         for r in &queries {
             // Only orders in the row's city (or without one) can agree on the address, and a
             // masked or fuzzy row is accepted on the customers that could be it, so a row that
-            // names its city asks for those only; a full phone is asked for everywhere.
+            // names its city asks for those only; a fuzzy row, which needs a strong address
+            // agreement, also only for its district (or none). A full phone is asked for
+            // everywhere.
             let in_city = |token: Token| {
                 r.city.as_ref().map(|city| CityToken {
                     token,
                     city: city.clone(),
+                    district: None,
+                })
+            };
+            let in_district = |token: Token| {
+                in_city(token).map(|t| CityToken {
+                    district: r.district,
+                    ..t
                 })
             };
             match mode(r) {
@@ -387,11 +397,11 @@ impl Matcher<'_> {
                     None => q.masked.extend(r.masked),
                 },
                 Some(Mode::Fuzzy) => {
-                    match r.name.and_then(in_city) {
+                    match r.name.and_then(in_district) {
                         Some(t) => q.name_in_city.push(t),
                         None => q.name.extend(r.name),
                     }
-                    match r.pinyin.and_then(in_city) {
+                    match r.pinyin.and_then(in_district) {
                         Some(t) => q.pinyin_in_city.push(t),
                         None => q.pinyin.extend(r.pinyin),
                     }
@@ -650,15 +660,16 @@ fn decide(r: &RowQuery, x: &Ctx<'_>) -> Decision {
             "nothing to match on: no phone, no masked phone, no name with an address",
         );
     };
-    // The row's city, as it asked: the same token in other cities, fetched for other rows, is
-    // none of this row's business.
-    let in_city = |v: &mut Vec<usize>| {
+    // The row's city (and district), as it asked: the same token elsewhere, fetched for
+    // other rows, is none of this row's business.
+    let in_city = |v: &mut Vec<usize>, district: Option<Token>| {
         if let Some(city) = r.city.as_deref() {
             let rc = x.cities.of_row(city);
             v.retain(|&i| {
                 cands.get(i).is_some_and(|c| {
                     let cc = x.cities.of(c);
-                    cc == NO_CITY || cc == rc
+                    (cc == NO_CITY || cc == rc)
+                        && (district.is_none() || c.district.is_none() || c.district == district)
                 })
             });
         }
@@ -668,7 +679,7 @@ fn decide(r: &RowQuery, x: &Ctx<'_>) -> Decision {
         Mode::Masked if r.city.is_none() => Cow::Borrowed(by.get(&by.masked, r.masked)),
         Mode::Masked => {
             let mut v = by.get(&by.masked, r.masked).to_vec();
-            in_city(&mut v);
+            in_city(&mut v, None);
             Cow::Owned(v)
         }
         Mode::Fuzzy => {
@@ -676,7 +687,7 @@ fn decide(r: &RowQuery, x: &Ctx<'_>) -> Decision {
             v.extend_from_slice(by.get(&by.pinyin, r.pinyin));
             v.sort_unstable();
             v.dedup();
-            in_city(&mut v);
+            in_city(&mut v, r.district);
             Cow::Owned(v)
         }
     };

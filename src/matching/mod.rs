@@ -203,13 +203,14 @@ pub struct TokenQuery {
     /// Toneless-pinyin name tokens.
     #[serde(default)]
     pub pinyin: Vec<Token>,
-    /// Exact-name tokens narrowed to a city: only orders in that city, or without a city.
+    /// Exact-name tokens narrowed to a city: only orders in that city, or without a city;
+    /// and, when the token names a district, in that district or without one.
     #[serde(default)]
     pub name_in_city: Vec<CityToken>,
     /// Pinyin tokens narrowed to a city, as `name_in_city`.
     #[serde(default)]
     pub pinyin_in_city: Vec<CityToken>,
-    /// Masked-phone tokens narrowed to a city, as `name_in_city`.
+    /// Masked-phone tokens narrowed to a city, as `name_in_city` (never to a district).
     #[serde(default)]
     pub masked_in_city: Vec<CityToken>,
     /// Orders returned per token at most; 0 means the source's default. A token with more
@@ -219,11 +220,14 @@ pub struct TokenQuery {
 }
 
 /// A token that only counts in one city: the city's canonical name (as
-/// [`normalise::canonical_city`] gives it), which is not personal data.
+/// [`normalise::canonical_city`] gives it), which is not personal data; for a name or pinyin
+/// token, optionally also in one district (its keyed token).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CityToken {
     pub token: Token,
     pub city: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub district: Option<Token>,
 }
 
 /// Longest city name a query may carry, in bytes.
@@ -242,14 +246,21 @@ impl TokenQuery {
     }
 
     /// The first thing wrong with the query that its size does not already say: a city name
-    /// longer than [`MAX_CITY_BYTES`].
+    /// longer than [`MAX_CITY_BYTES`], or a masked phone narrowed to a district.
     pub fn problem(&self) -> Option<String> {
-        self.name_in_city
+        let long = self
+            .name_in_city
             .iter()
             .chain(&self.pinyin_in_city)
             .chain(&self.masked_in_city)
             .find(|t| t.city.len() > MAX_CITY_BYTES)
-            .map(|t| format!("a city of {} bytes; at most {MAX_CITY_BYTES}", t.city.len()))
+            .map(|t| format!("a city of {} bytes; at most {MAX_CITY_BYTES}", t.city.len()));
+        long.or_else(|| {
+            self.masked_in_city
+                .iter()
+                .any(|t| t.district.is_some())
+                .then(|| "masked_in_city takes no district; only names and pinyin do".into())
+        })
     }
     /// True when the query has no token at all.
     pub fn is_empty(&self) -> bool {

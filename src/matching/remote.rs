@@ -16,17 +16,18 @@
 //!
 //! ```json
 //! {"phone": ["0a1b…"], "masked": ["…"], "name": ["…"], "pinyin": ["…"],
-//!  "name_in_city": [{"token": "…", "city": "杭州"}], "pinyin_in_city": [],
+//!  "name_in_city": [{"token": "…", "city": "杭州", "district": "…"}], "pinyin_in_city": [],
 //!  "masked_in_city": [{"token": "…", "city": "上海"}], "limit_per_token": 0}
 //! ```
 //!
 //! Answer `200`: a [`CandidatesResponse`], every order carrying any of the tokens (at most
 //! `limit_per_token` per token, the lowest order refs, 0 = the server's default). A
 //! `name_in_city` / `pinyin_in_city` / `masked_in_city` token counts only for orders whose
-//! city is that city
-//! (the canonical name, as `normalise::canonical_city` writes it) or that have no city; a
-//! city name is at most [`super::MAX_CITY_BYTES`] bytes (`400` beyond). The lists may be left
-//! out; a city name is not personal data.
+//! city is that city (the canonical name, as `normalise::canonical_city` writes it) or that
+//! have no city; a name or pinyin one may also carry `"district": "…"` (the district's
+//! token), and then counts only for orders in that district or without one (a masked one
+//! with a district is a `400`). A city name is at most [`super::MAX_CITY_BYTES`] bytes (`400`
+//! beyond). The lists may be left out; a city name is not personal data.
 //!
 //! ```json
 //! {"cities": ["北京", "上海"],

@@ -538,6 +538,7 @@ fn names_are_looked_up_in_the_rows_city() {
         name_in_city: vec![CityToken {
             token,
             city: normalise::canonical_city(city),
+            district: None,
         }],
         limit_per_token: limit,
         ..TokenQuery::default()
@@ -552,6 +553,22 @@ fn names_are_looked_up_in_the_rows_city() {
     // The lowest refs (input order) of the city's orders, wherever their chunk.
     assert_eq!(ids(&in_city("杭州", 2)), ["H1", "H2"]);
     assert_eq!(ids(&in_city("杭州", 3)), ["H1", "H2", "N1"]);
+    // Narrowed to a district too: its orders and those without a district (N1).
+    let district = |d: &str| Some(Blinder::new(&k).district(d));
+    let in_district = |city: &str, d: &str, limit: u32| TokenQuery {
+        name_in_city: vec![CityToken {
+            token,
+            city: normalise::canonical_city(city),
+            district: district(d),
+        }],
+        limit_per_token: limit,
+        ..TokenQuery::default()
+    };
+    assert_eq!(ids(&in_district("杭州", "西湖", 0)), ["H1", "H2", "N1"]);
+    assert_eq!(ids(&in_district("杭州", "拱墅", 0)), ["H3", "N1"]);
+    assert_eq!(ids(&in_district("杭州", "滨江", 0)), ["N1"]);
+    assert_eq!(ids(&in_district("上海", "浦东新", 0)), ["N1", "S1", "S2"]);
+    assert_eq!(ids(&in_district("杭州", "西湖", 1)), ["H1"]);
     let plain = TokenQuery {
         name: vec![token],
         limit_per_token: 3,
@@ -562,6 +579,7 @@ fn names_are_looked_up_in_the_rows_city() {
         pinyin_in_city: vec![CityToken {
             token: pinyin,
             city: normalise::canonical_city("北京"),
+            district: None,
         }],
         ..TokenQuery::default()
     };
@@ -571,6 +589,7 @@ fn names_are_looked_up_in_the_rows_city() {
         name_in_city: vec![CityToken {
             token,
             city: "市".repeat(30),
+            district: None,
         }],
         ..TokenQuery::default()
     };
@@ -579,7 +598,12 @@ fn names_are_looked_up_in_the_rows_city() {
     // The reference server answers city queries as the index does, and refuses the long city.
     let index = same_answers_remotely(
         index,
-        &[in_city("杭州", 0), in_city("杭州", 2), pinyin_only.clone()],
+        &[
+            in_city("杭州", 0),
+            in_city("杭州", 2),
+            in_district("杭州", "西湖", 0),
+            pinyin_only.clone(),
+        ],
         |remote| match remote.candidates(&long) {
             Err(MatchError::Remote(m)) => {
                 assert!(m.contains("400") && m.contains("at most"), "{m}")
@@ -601,7 +625,8 @@ fn names_are_looked_up_in_the_rows_city() {
         address: Some("世纪大道100号".into()),
         ..SampleInput::default()
     };
-    // Nobody of that name lives here: the note counts the Hangzhou customers only.
+    // Nobody of that name lives here: the note counts only the customers who could be the
+    // row, those of that city and district or without them (N1).
     let elsewhere = SampleInput {
         address: Some("杭州市滨江区江南大道1号".into()),
         ..hangzhou.clone()
@@ -618,7 +643,7 @@ fn names_are_looked_up_in_the_rows_city() {
         alone.rows[1]
             .note
             .as_deref()
-            .is_some_and(|n| n.starts_with("4 customer(s)")),
+            .is_some_and(|n| n.starts_with("1 customer(s)")),
         "{:?}",
         alone.rows[1]
     );
@@ -664,6 +689,7 @@ fn masked_phones_are_looked_up_in_the_rows_city() {
         masked_in_city: vec![CityToken {
             token,
             city: normalise::canonical_city(city),
+            district: None,
         }],
         limit_per_token: limit,
         ..TokenQuery::default()
@@ -678,6 +704,12 @@ fn masked_phones_are_looked_up_in_the_rows_city() {
         ..TokenQuery::default()
     };
     assert_eq!(ids(&plain).len(), 7);
+    // A masked phone is never narrowed to a district (a customer's other addresses count).
+    let mut with_district = in_city("杭州", 0);
+    with_district.masked_in_city[0].district = Some(Blinder::new(&k).district("西湖"));
+    assert!(
+        matches!(index.candidates(&with_district), Err(MatchError::Query(m)) if m.contains("no district"))
+    );
 
     // The reference server answers as the index does.
     let index = same_answers_remotely(
@@ -1266,14 +1298,17 @@ fn query_split_keeps_every_token() {
         name_in_city: vec![CityToken {
             token: Token(30),
             city: "杭州".into(),
+            district: None,
         }],
         pinyin_in_city: vec![CityToken {
             token: Token(31),
             city: "上海".into(),
+            district: None,
         }],
         masked_in_city: vec![CityToken {
             token: Token(32),
             city: "北京".into(),
+            district: None,
         }],
         limit_per_token: 9,
     };
