@@ -266,10 +266,9 @@ pub async fn start(ev: Arc<Evidence>, config: &Config) -> Result<Running, Servic
             })?;
         adapters.push(Arc::new(adapter));
     }
-    // Demo: the simulator's synthetic orders become the platform records to check against.
-    if let (Some(sim), true) = (&simulator, config.simulator.import_records)
-        && !crate::sample_check::local_index_exists(config)
-    {
+    // Demo: the simulator's synthetic orders become the platform records to check against
+    // (again when an earlier build imported them in an older index format).
+    if let (Some(sim), true) = (&simulator, config.simulator.import_records) {
         import_simulator_records(sim, config).await?;
     }
     let checker = if config.matching.auto {
@@ -376,18 +375,43 @@ pub async fn start(ev: Arc<Evidence>, config: &Config) -> Result<Running, Servic
     })
 }
 
-/// Import the simulator's synthetic platform orders into the local index (the demo's records).
+/// Import the simulator's synthetic platform orders into the local index (the demo's records),
+/// unless an index is there already. An index of these same orders in an older format is
+/// replaced; one of other records is left alone (capture then warns that samples go
+/// unchecked until they are imported again).
 async fn import_simulator_records(sim: &Simulator, config: &Config) -> Result<(), ServiceError> {
     let fail = |message: String| ServiceError::Start {
         what: "importing the simulator's records".into(),
         message,
     };
+    let current = crate::matching::index::status(&crate::sample_check::index_dir(config))
+        .map(|s| s["present"] == true && s["format_current"] == true)
+        .unwrap_or(false);
+    if current {
+        return Ok(());
+    }
     let csv_path = config.data_root.join("simulator-records.csv");
     let mut file = std::fs::File::create(&csv_path)
         .map_err(|e| fail(format!("{}: {e}", csv_path.display())))?;
     sim.write_orders_csv(&mut file)
         .map_err(|e| fail(e.to_string()))?;
     drop(file);
+    if crate::sample_check::local_index_exists(config) {
+        match crate::matching::LocalIndex::discard_outdated(
+            &crate::sample_check::index_dir(config),
+            &csv_path,
+        ) {
+            Ok(true) => tracing::info!(
+                "demo: the records index was of an older format; importing the simulator's orders again"
+            ),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!("demo: keeping the records index: {e}");
+                let _ = std::fs::remove_file(&csv_path);
+                return Ok(());
+            }
+        }
+    }
     let config = config.clone();
     let path = csv_path.clone();
     let report = tokio::task::spawn_blocking(move || -> Result<_, String> {

@@ -1384,6 +1384,24 @@ struct ImportRun<'a> {
 }
 
 impl LocalIndex {
+    /// Deletes the index in `dir` when it is of another format version, holds no access log,
+    /// and was imported from exactly `records` (same size and first MiB), so that the same
+    /// records can be imported again; `Ok(true)` when it did. An outdated index of other
+    /// records is left alone and reported as an error; a current one is kept (`Ok(false)`).
+    pub fn discard_outdated(dir: &Path, records: &Path) -> Result<bool, MatchError> {
+        let Some(m) = read_manifest(dir)? else {
+            return Ok(false);
+        };
+        if m.format == FORMAT_VERSION {
+            return Ok(false);
+        }
+        if m.access_log.is_some() || records::inspect(records)? != m.source {
+            return Err(other_format(dir, m.format));
+        }
+        fs::remove_dir_all(dir).map_err(|e| MatchError::io(dir, e))?;
+        Ok(true)
+    }
+
     /// Import records into `dir` (see the module documentation for the files), with the
     /// default options. Resumes an interrupted import of the same file; returns at once, with
     /// the stored report, when the same file was already imported.

@@ -759,6 +759,43 @@ fn masked_phones_are_looked_up_in_the_rows_city() {
 }
 
 #[test]
+fn an_outdated_index_of_the_same_records_is_discarded_and_no_other() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let records = tmp.path().join("r.csv");
+    let other = tmp.path().join("other.csv");
+    generator::write_records_csv(&records, 300, 1, Plant::None).expect("generate");
+    generator::write_records_csv(&other, 300, 2, Plant::None).expect("generate");
+    let dir = tmp.path().join("i");
+    assert!(!LocalIndex::discard_outdated(&dir, &records).expect("no index"));
+    import_default(&dir, &records);
+    assert!(!LocalIndex::discard_outdated(&dir, &records).expect("current"));
+    assert!(
+        dir.join("manifest.json").exists(),
+        "a current index is kept"
+    );
+    // Make it an index of an older format.
+    let path = dir.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&fs::read(&path).expect("manifest")).expect("json");
+    m["format"] = serde_json::json!(5);
+    fs::write(&path, serde_json::to_vec(&m).expect("json")).expect("write");
+    assert!(LocalIndex::open(&dir, &key()).is_err());
+    // Of other records: left alone, with the reason.
+    match LocalIndex::discard_outdated(&dir, &other) {
+        Err(MatchError::Index { reason, .. }) => {
+            assert!(reason.contains("format version 5"), "{reason}")
+        }
+        r => panic!("expected an index error, got {r:?}"),
+    }
+    assert!(path.exists());
+    // Of these records: removed, and imported again.
+    assert!(LocalIndex::discard_outdated(&dir, &records).expect("discard"));
+    assert!(!dir.exists());
+    import_default(&dir, &records);
+    assert!(LocalIndex::open(&dir, &key()).is_ok());
+}
+
+#[test]
 fn empty_sample_gives_an_empty_report() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let records = tmp.path().join("r.csv");
