@@ -384,10 +384,12 @@ async fn import_simulator_records(sim: &Simulator, config: &Config) -> Result<()
         what: "importing the simulator's records".into(),
         message,
     };
-    let current = crate::matching::index::status(&crate::sample_check::index_dir(config))
-        .map(|s| s["present"] == true && s["format_current"] == true)
-        .unwrap_or(false);
-    if current {
+    let dir = crate::sample_check::index_dir(config);
+    // A manifest that cannot be read is left to capture's warning, as an outdated one of
+    // other records is.
+    let present = crate::sample_check::local_index_exists(config);
+    let current = crate::matching::index::status(&dir).map(|s| s["format_current"] == true);
+    if present && !matches!(current, Ok(false)) {
         return Ok(());
     }
     let csv_path = config.data_root.join("simulator-records.csv");
@@ -396,11 +398,8 @@ async fn import_simulator_records(sim: &Simulator, config: &Config) -> Result<()
     sim.write_orders_csv(&mut file)
         .map_err(|e| fail(e.to_string()))?;
     drop(file);
-    if crate::sample_check::local_index_exists(config) {
-        match crate::matching::LocalIndex::discard_outdated(
-            &crate::sample_check::index_dir(config),
-            &csv_path,
-        ) {
+    if present {
+        match crate::matching::LocalIndex::discard_outdated(&dir, &csv_path) {
             Ok(true) => tracing::info!(
                 "demo: the records index was of an older format; importing the simulator's orders again"
             ),

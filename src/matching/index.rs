@@ -1218,17 +1218,10 @@ impl ChunkReader {
                 self.scan_time(c, from, to, counts)?;
                 continue;
             };
-            let mut lo = 0;
-            let mut hi = n_days;
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                let e = day(mid);
-                if (e.city, e.day) < (c, first) {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
+            let lo = lower_bound(0, n_days, |i| {
+                let e = day(i);
+                (e.city, e.day) < (c, first)
+            });
             for i in lo..n_days {
                 let e = day(i);
                 if e.city != c || e.day > last {
