@@ -5,16 +5,19 @@
 //!
 //! - `manifest.json`: format version, the key check value, the fingerprint of the records file
 //!   (size + SHA-256 of its first MiB), the finished chunks (each with the input byte offset
-//!   and line it ends at), the first 1000 skipped rows, and the access log if imported.
-//!   Replaced atomically (write temp, fsync, rename, fsync directory).
+//!   and line it ends at), the first 1000 skipped rows, the size of the postings file once
+//!   built, and the access log if imported. Replaced atomically (write temp, fsync, rename,
+//!   fsync directory).
 //! - `chunk-NNNNN.lwm`: one file per chunk of input rows (default 1M rows). Written to a temp
 //!   file, fsynced, renamed, and only then recorded in the manifest — so a chunk is either
 //!   fully there and listed, or ignored and rebuilt.
+//! - `postings.lwp`: every order's postings (token → orders), built from the chunk files when
+//!   the last one is recorded, written the same way (format in [`postings`]).
 //! - `access.lwa`: the access log, if imported.
 //!
 //! # Chunk file
 //!
-//! A 16-byte preamble (`LWMCHK01`, version u32 = 6, section count u32 = 18), then `orders` u32,
+//! A 16-byte preamble (`LWMCHK01`, version u32 = 7, section count u32 = 8), then `orders` u32,
 //! reserved u32, `first_ref` u64, and a table of (offset u64, length u64) per section; all
 //! integers little-endian. Sections:
 //!
@@ -23,18 +26,16 @@
 //! | 0 | forward | one 80-byte record per order (layout at [`FWD_SIZE`]) |
 //! | 1 | address | u32 address tokens of all orders, back to back |
 //! | 2 | ids     | order id bytes, back to back |
-//! | 3–7 | postings | (token u64, local order u32) sorted, for phone and order-id hash; (token u64, city u32, local order u32) sorted for masked phone; (token u64, city u32, district key u32, local order u32) sorted by token, city, order for name and pinyin; so they are found in one city (names in one district) without reading any order |
-//! | 8–12 | fences | the token of every 128th posting, for each posting section |
-//! | 13 | time | (city u32, created_at i64, merchant u32, rider u32, partner u32) sorted |
-//! | 14 | time fences | (city u32, created_at i64) of every 128th time entry |
-//! | 15 | dictionary | JSON array of the metadata strings this chunk introduced |
-//! | 16 | days | one 32-byte entry per (city, day) with orders, sorted by (city, day): city u32, orders u32, day i64 (UTC, `created_at` div 86400), first count u32, merchants u32, riders u32, partners u32 |
-//! | 17 | day counts | (actor id u32, orders u32) per (city, day) entry, from its first count on: its merchants, then riders, then partners, each in order of first appearance in the time section (id 0, no actor, is left out) |
+//! | 3 | time | (city u32, created_at i64, merchant u32, rider u32, partner u32) sorted |
+//! | 4 | time fences | (city u32, created_at i64) of every 128th time entry |
+//! | 5 | dictionary | JSON array of the metadata strings this chunk introduced |
+//! | 6 | days | one 32-byte entry per (city, day) with orders, sorted by (city, day): city u32, orders u32, day i64 (UTC, `created_at` div 86400), first count u32, merchants u32, riders u32, partners u32 |
+//! | 7 | day counts | (actor id u32, orders u32) per (city, day) entry, from its first count on: its merchants, then riders, then partners, each in order of first appearance in the time section (id 0, no actor, is left out) |
 //!
 //! Metadata strings (city, merchant, rider, partner ids) are numbered in a dictionary global to
 //! the index: id 0 is the empty string, and each chunk lists the strings it added, in order,
 //! so opening replays the dictionary chunk by chunk. An order's global reference is the
-//! chunk's `first_ref` plus its position in the chunk.
+//! chunk's `first_ref` plus its position in the chunk; an index holds at most 2^32 − 1 orders.
 //!
 //! # Reading
 //!
@@ -48,9 +49,9 @@
 //! never stop on a page fault. Opening a 10M-order index whose files are in the page cache
 //! takes ~0.1 s; its ~2.3 GB count in the process's resident memory as shared file pages.
 //!
-//! A token lookup finds its fences through a directory by the token's top bits (tokens are
-//! uniform keyed hashes, so a bucket holds a couple of fences) and reads one or two 1.5 KiB
-//! blocks; a masked-phone, name or pinyin lookup narrowed to a city then takes the city's part
+//! A token lookup reads one run of the postings file, whatever the number of chunks: it finds
+//! its fences through a directory by the token's top bits (tokens are uniform keyed hashes, so
+//! a bucket holds one or two fences) and reads one or two 1.5 KiB blocks; a masked-phone, name or pinyin lookup narrowed to a city then takes the city's part
 //! of the run by binary search (those postings are sorted by token, city, order; names and
 //! pinyin carry the district key too, so a name narrowed to a district keeps only that
 //! district's and the district-less postings of the city's part);
@@ -72,7 +73,9 @@
 //! thread merges the batches back in input order into the current chunk (interning metadata
 //! strings); a writer thread sorts and writes each finished chunk, after which the calling
 //! thread records it in the manifest and reports progress. Memory is bounded by two chunks in
-//! flight plus a few batches per thread (about 0.5 GB at the default chunk size).
+//! flight plus a few batches per thread (about 0.5 GB at the default chunk size). When the
+//! last chunk is recorded, the postings file is built from the chunks on every core (see
+//! [`postings`]), recorded, and only then is the index complete.
 //!
 //! # Invariants
 //!
@@ -95,6 +98,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use memmap2::Mmap;
+
+mod postings;
+use postings::PostingsReader;
 use serde::{Deserialize, Serialize};
 
 use super::blind::{Blinder, PieceHasher, TokenCache};
@@ -127,8 +133,9 @@ const MAX_META_BYTES: usize = 256;
 /// Version 2: the order-id hash became non-cryptographic. Version 3: the day sections (per city
 /// and day actor counts, for base rates). Version 4: name and pinyin postings carry the order's
 /// city. Version 5: so do masked-phone postings. Version 6: name and pinyin postings also
-/// carry the district key. Indexes of another version are refused.
-const FORMAT_VERSION: u32 = 6;
+/// carry the district key. Version 7: postings leave the chunk files for one postings file
+/// for the whole index. Indexes of another version are refused.
+const FORMAT_VERSION: u32 = 7;
 const MANIFEST: &str = "manifest.json";
 const ACCESS_FILE: &str = "access.lwa";
 const CHUNK_MAGIC: &[u8; 8] = b"LWMCHK01";
@@ -156,14 +163,12 @@ const DAY_SECS: i64 = 86_400;
 const S_FWD: usize = 0;
 const S_ADDR: usize = 1;
 const S_IDS: usize = 2;
-const S_POST: usize = 3; // 3..8: phone, masked, name, pinyin, oid
-const S_FENCE: usize = 8; // 8..13
-const S_TIME: usize = 13;
-const S_TIME_FENCE: usize = 14;
-const S_DICT: usize = 15;
-const S_DAYS: usize = 16;
-const S_DAY_COUNTS: usize = 17;
-const N_SECTIONS: usize = 18;
+const S_TIME: usize = 3;
+const S_TIME_FENCE: usize = 4;
+const S_DICT: usize = 5;
+const S_DAYS: usize = 6;
+const S_DAY_COUNTS: usize = 7;
+const N_SECTIONS: usize = 8;
 const CHUNK_HEADER: usize = 8 + 4 + 4 + 4 + 4 + 8 + N_SECTIONS * 16;
 
 // Posting kinds.
@@ -273,6 +278,8 @@ struct Manifest {
     chunks: Vec<ChunkInfo>,
     skipped: Vec<(u64, String)>,
     complete: bool,
+    /// Size of the postings file, written when the last chunk is done.
+    postings_bytes: Option<u64>,
     access_log: Option<AccessInfo>,
 }
 
@@ -377,8 +384,12 @@ fn chunk_name(k: usize) -> String {
 /// are not personal data and are stored in the clear anyway, and a collision only costs an
 /// extra read, because the join compares the order ids themselves. Part of the file format.
 fn oid_hash(order_id: &str) -> u64 {
+    oid_hash_bytes(order_id.as_bytes())
+}
+
+fn oid_hash_bytes(order_id: &[u8]) -> u64 {
     let mut h = PieceHasher::default();
-    h.write(order_id.as_bytes());
+    h.write(order_id);
     h.finish().max(1)
 }
 
@@ -431,7 +442,6 @@ struct Rec {
     meta: [(u32, u32); 6],
     /// phone, masked, name, pinyin, district (0 = absent).
     tokens: [u64; 5],
-    oid: u64,
     /// (start, end) in the address-token arena.
     addr: (u32, u32),
 }
@@ -521,7 +531,6 @@ fn process_record(
             tok(t.pinyin),
             tok(t.district),
         ],
-        oid: oid_hash(order_id),
         addr: (a0, a1),
     })
 }
@@ -531,11 +540,6 @@ struct ChunkBuilder {
     fwd: Vec<u8>,
     addr: Vec<u32>,
     ids: Vec<u8>,
-    /// (token, city, local order); the city is 0 for postings that do not carry one.
-    post: [Vec<(u64, u32, u32)>; N_POSTINGS],
-    /// The district key of each order, by local order (written into name and pinyin
-    /// postings, which are sorted without it).
-    districts: Vec<u32>,
     time: Vec<(u32, i64, u32, u32, u32)>,
     dict_added: Vec<String>,
     orders: u32,
@@ -549,8 +553,6 @@ impl ChunkBuilder {
             fwd: Vec::with_capacity(capacity * FWD_SIZE),
             addr: Vec::with_capacity(capacity * 16),
             ids: Vec::with_capacity(capacity * 20),
-            post: std::array::from_fn(|_| Vec::with_capacity(capacity)),
-            districts: Vec::with_capacity(capacity),
             time: Vec::with_capacity(capacity),
             dict_added: Vec::new(),
             orders: 0,
@@ -560,7 +562,6 @@ impl ChunkBuilder {
     }
 
     fn add(&mut self, p: &Rec, text: &str, addr: &[u32], dict: &mut Dict) -> Result<(), String> {
-        let local = self.orders;
         let address = addr
             .get(p.addr.0 as usize..p.addr.1 as usize)
             .unwrap_or(&[]);
@@ -584,14 +585,6 @@ impl ChunkBuilder {
         r.extend_from_slice(&(order_id.len() as u16).to_le_bytes());
         self.addr.extend_from_slice(address);
         self.ids.extend_from_slice(order_id.as_bytes());
-        for k in [P_PHONE, P_MASKED, P_NAME, P_PINYIN] {
-            if p.tokens[k] != 0 {
-                let city = if has_city(k) { city } else { 0 };
-                self.post[k].push((p.tokens[k], city, local));
-            }
-        }
-        self.post[P_OID].push((p.oid, 0, local));
-        self.districts.push(district_key(p.tokens[4]));
         self.time
             .push((city, p.created_at, merchant, rider, partner));
         self.orders += 1;
@@ -600,17 +593,15 @@ impl ChunkBuilder {
 
     /// Sorts and writes the chunk file; returns its size.
     fn write(mut self, dir: &Path, name: &str, first_ref: u64) -> Result<u64, MatchError> {
-        for p in &mut self.post {
-            p.sort_unstable();
+        if first_ref + u64::from(self.orders) > postings::MAX_ORDERS {
+            return Err(MatchError::Internal(format!(
+                "an index holds at most {} orders",
+                postings::MAX_ORDERS
+            )));
         }
         self.time.sort_unstable();
         let dict = serde_json::to_vec(&self.dict_added)
             .map_err(|e| MatchError::Internal(format!("dictionary serialisation: {e}")))?;
-        let fences: Vec<Vec<u64>> = self
-            .post
-            .iter()
-            .map(|p| p.iter().step_by(FENCE).map(|(t, _, _)| *t).collect())
-            .collect();
         let time_fences: Vec<(u32, i64)> = self
             .time
             .iter()
@@ -622,10 +613,6 @@ impl ChunkBuilder {
         lens[S_FWD] = self.fwd.len() as u64;
         lens[S_ADDR] = self.addr.len() as u64 * 4;
         lens[S_IDS] = self.ids.len() as u64;
-        for k in 0..N_POSTINGS {
-            lens[S_POST + k] = (self.post[k].len() * posting_size(k)) as u64;
-            lens[S_FENCE + k] = fences[k].len() as u64 * 8;
-        }
         lens[S_TIME] = (self.time.len() * TIME_SIZE) as u64;
         lens[S_TIME_FENCE] = (time_fences.len() * TIME_FENCE_SIZE) as u64;
         lens[S_DICT] = dict.len() as u64;
@@ -653,24 +640,6 @@ impl ChunkBuilder {
                 w.write_all(&a.to_le_bytes())?;
             }
             w.write_all(&self.ids)?;
-            for (k, p) in self.post.iter().enumerate() {
-                for (t, city, l) in p {
-                    w.write_all(&t.to_le_bytes())?;
-                    if has_city(k) {
-                        w.write_all(&city.to_le_bytes())?;
-                    }
-                    if has_district(k) {
-                        let d = self.districts.get(*l as usize).copied().unwrap_or(0);
-                        w.write_all(&d.to_le_bytes())?;
-                    }
-                    w.write_all(&l.to_le_bytes())?;
-                }
-            }
-            for f in &fences {
-                for t in f {
-                    w.write_all(&t.to_le_bytes())?;
-                }
-            }
             for (city, at, m, r, p) in &self.time {
                 w.write_all(&city.to_le_bytes())?;
                 w.write_all(&at.to_le_bytes())?;
@@ -732,6 +701,7 @@ struct PendingChunk {
 pub struct LocalIndex {
     dir: PathBuf,
     chunks: Vec<ChunkReader>,
+    postings: PostingsReader,
     dict: Dict,
     /// Canonical city name → the dictionary ids of the spellings orders use for it.
     cities: HashMap<String, Vec<u32>>,
@@ -757,49 +727,7 @@ struct ChunkReader {
     orders: u32,
     /// (offset, length) of each section, checked at open to lie inside the map.
     sec: [(usize, usize); N_SECTIONS],
-    fences: Vec<Vec<u64>>,
-    /// Per posting kind, a directory of the fences by the token's top [`DIR_BITS`] bits:
-    /// the fences whose tokens start with bits `b` are `dir[b]..dir[b + 1]`.
-    dirs: Vec<Vec<u32>>,
     time_fences: Vec<(u32, i64)>,
-}
-
-/// Top bits of a token that index a fence directory: 4096 buckets of about two fences each
-/// at a million orders per chunk, 16 KiB per posting kind.
-const DIR_BITS: u32 = 12;
-
-/// The fence directory of `fences` (sorted): entry `b` is the first fence whose top
-/// [`DIR_BITS`] bits are `b` or more.
-fn fence_directory(fences: &[u64]) -> Vec<u32> {
-    let buckets = 1usize << DIR_BITS;
-    let mut dir = Vec::with_capacity(buckets + 1);
-    let mut i = 0usize;
-    for b in 0..=buckets {
-        while i < fences.len() && ((fences[i] >> (64 - DIR_BITS)) as usize) < b {
-            i += 1;
-        }
-        dir.push(i as u32);
-    }
-    dir
-}
-
-/// The number of fences below `token`, and of fences not above it: `f.partition_point(|x| *x <
-/// token)` and `f.partition_point(|x| *x <= token)`, searching only the token's bucket of the
-/// directory `dir` (fences before it are smaller than the token, fences after it larger).
-fn fence_bounds(f: &[u64], dir: &[u32], token: u64) -> (usize, usize) {
-    let b = (token >> (64 - DIR_BITS)) as usize;
-    let (b0, b1) = match (dir.get(b), dir.get(b + 1)) {
-        (Some(&b0), Some(&b1)) if b0 <= b1 => (b0 as usize, b1 as usize),
-        _ => (0, f.len()),
-    };
-    let bucket = f.get(b0..b1).unwrap_or(&[]);
-    let below = b0 + bucket.partition_point(|x| *x < token);
-    // Unless a fence equals the token (rare), the fences above it start at the same place.
-    let not_above = match f.get(below) {
-        Some(x) if *x == token => b0 + bucket.partition_point(|x| *x <= token),
-        _ => below,
-    };
-    (below, not_above)
 }
 
 struct AccessReader {
@@ -1013,23 +941,12 @@ impl ChunkReader {
         let len = |k: usize| sec.get(k).map_or(0, |s| s.1);
         let bad = Some(len(S_FWD)) != n.checked_mul(FWD_SIZE)
             || Some(len(S_TIME)) != n.checked_mul(TIME_SIZE)
-            || (0..N_POSTINGS)
-                .any(|k| len(S_POST + k) % posting_size(k) != 0 || len(S_FENCE + k) % 8 != 0)
             || len(S_TIME_FENCE) % TIME_FENCE_SIZE != 0
             || len(S_DAYS) % DAY_SIZE != 0
             || len(S_DAY_COUNTS) % DAY_COUNT_SIZE != 0;
         if bad {
             return Err(MatchError::index(path, "inconsistent section sizes"));
         }
-        let fences: Vec<Vec<u64>> = (0..N_POSTINGS)
-            .map(|k| {
-                section(&map, &sec, S_FENCE + k)
-                    .chunks_exact(8)
-                    .map(|b| le_u64(b, 0))
-                    .collect()
-            })
-            .collect();
-        let dirs = fences.iter().map(|f| fence_directory(f)).collect();
         let time_fences = section(&map, &sec, S_TIME_FENCE)
             .chunks_exact(TIME_FENCE_SIZE)
             .map(|b| (le_u32(b, 0), le_i64(b, 4)))
@@ -1043,8 +960,6 @@ impl ChunkReader {
                 first_ref,
                 orders,
                 sec,
-                fences,
-                dirs,
                 time_fences,
             },
             dict,
@@ -1055,113 +970,40 @@ impl ChunkReader {
         section(&self.map, &self.sec, k)
     }
 
-    /// The postings of `token` in posting `kind`: a run of whole entries (empty if none).
-    fn run(&self, kind: usize, token: u64) -> &[u8] {
-        let (Some(f), Some(dir)) = (self.fences.get(kind), self.dirs.get(kind)) else {
-            return &[];
-        };
-        let size = posting_size(kind);
-        let post = self.section(S_POST + kind);
-        let n = post.len() / size;
-        // Entries equal to `token` start at the earliest in the block before the first fence
-        // that is >= token, and end before the first block whose fence is > token.
-        let (below, not_above) = fence_bounds(f, dir, token);
-        let lo = below.saturating_sub(1) * FENCE;
-        let hi = (not_above * FENCE).min(n);
-        if lo >= hi {
-            return &[];
-        }
-        // Postings are sorted by token first: find the first with `token`, take the run.
-        // Tokens are uniform (keyed hashes), so interpolating between the fences around the
-        // block lands within a few entries of it; walking from there reads one or two cache
-        // lines where a binary search would miss the cache at every probe.
-        let block = entries(post, size, lo, hi);
-        let m = block.len() / size;
-        let key = |i: usize| le_u64(block, i * size);
-        let first = f.get(lo / FENCE).copied().unwrap_or(0);
-        let last = f.get(hi.div_ceil(FENCE)).copied().unwrap_or(u64::MAX);
-        let span = u128::from(last.saturating_sub(first)) + 1;
-        let guess = u128::from(token.saturating_sub(first)) * m as u128 / span;
-        let mut a = (guess as usize).min(m.saturating_sub(1));
-        if key(a) < token {
-            while a < m && key(a) < token {
-                a += 1;
-            }
-        } else {
-            while a > 0 && key(a - 1) >= token {
-                a -= 1;
-            }
-        }
-        let mut b = a;
-        while b < m && key(b) == token {
-            b += 1;
-        }
-        block.get(a * size..b * size).unwrap_or(&[])
-    }
-
-    /// Local order numbers with `token` in posting `kind`, appended to `out` as global refs:
-    /// the lowest `limit - out.len()` of them at most.
-    fn lookup(&self, kind: usize, token: u64, limit: usize, out: &mut Vec<u64>) {
-        let size = posting_size(kind);
-        let run = self.run(kind, token);
-        let room = limit.saturating_sub(out.len());
-        if has_city(kind) {
-            // Sorted by city, then order: the lowest orders may be anywhere in the run.
-            let mut locals: Vec<u32> = run
-                .chunks_exact(size)
-                .map(|e| le_u32(e, size - 4))
-                .collect();
-            locals.sort_unstable();
-            locals.truncate(room);
-            out.extend(locals.iter().map(|l| self.first_ref + u64::from(*l)));
-        } else {
-            out.extend(
-                run.chunks_exact(size)
-                    .take(room)
-                    .map(|e| self.first_ref + u64::from(le_u32(e, 8))),
-            );
-        }
-    }
-
-    /// As [`ChunkReader::lookup`], only the orders whose city id is one of `cities` (`kind`
-    /// must carry cities) and, when `district` is given and `kind` carries districts, whose
-    /// district key is that one or 0 (no district).
-    fn lookup_in_cities(
+    /// Calls `f` with each of this chunk's postings of `kind`, in order of the orders, as the
+    /// postings file holds them: (token, city, district key, ref). Orders without the token
+    /// have none; every order has an order-id hash.
+    fn each_posting(
         &self,
         kind: usize,
-        token: u64,
-        cities: &[u32],
-        district: Option<u32>,
-        limit: usize,
-        out: &mut Vec<u64>,
-    ) {
-        if !has_city(kind) {
-            return;
+        mut f: impl FnMut(postings::Posting),
+    ) -> Result<(), MatchError> {
+        let fwd = self.section(S_FWD);
+        let ids = self.section(S_IDS);
+        for (local, e) in (0..self.orders).zip(fwd.chunks_exact(FWD_SIZE)) {
+            let token = if kind == P_OID {
+                let (at, len) = (le_u32(e, 72) as usize, le_u16(e, 78) as usize);
+                let id = ids
+                    .get(at..at + len)
+                    .ok_or_else(|| MatchError::index(&self.path, "order id outside its section"))?;
+                oid_hash_bytes(id)
+            } else {
+                le_u64(e, 8 + 8 * kind)
+            };
+            if token == 0 {
+                continue;
+            }
+            let city = if has_city(kind) { le_u32(e, 48) } else { 0 };
+            let district = if has_district(kind) {
+                district_key(le_u64(e, 40))
+            } else {
+                0
+            };
+            // The import refuses more orders than a u32 holds.
+            let r = (self.first_ref + u64::from(local)) as u32;
+            f((token, city, district, r));
         }
-        let size = posting_size(kind);
-        let run = self.run(kind, token);
-        let n = run.len() / size;
-        let city_at = |i: usize| le_u32(run, i * size + 8);
-        // Orders without a district (key 0) never contradict a row's district.
-        let district = district.filter(|_| has_district(kind));
-        let in_district = |e: &[u8]| district.is_none_or(|d| [0, d].contains(&le_u32(e, 12)));
-        let start = out.len();
-        for &city in cities {
-            // The run is sorted by city, then order; the city's part is filtered by district.
-            let lo = lower_bound(0, n, |i| city_at(i) < city);
-            let hi = lower_bound(lo, n, |i| city_at(i) <= city);
-            let part = run.get(lo * size..hi * size).unwrap_or(&[]);
-            out.extend(
-                part.chunks_exact(size)
-                    .filter(|e| in_district(e))
-                    .map(|e| self.first_ref + u64::from(le_u32(e, size - 4))),
-            );
-        }
-        // The lowest orders of all the cities together, as a plain lookup would keep.
-        if let Some(found) = out.get_mut(start..) {
-            found.sort_unstable();
-        }
-        out.truncate(limit.max(start));
+        Ok(())
     }
 
     fn forward(&self, local: u32) -> Result<Fwd, MatchError> {
@@ -1468,6 +1310,7 @@ impl LocalIndex {
                     chunks: Vec::new(),
                     skipped: Vec::new(),
                     complete: false,
+                    postings_bytes: None,
                     access_log: None,
                 }
             }
@@ -1496,6 +1339,13 @@ impl LocalIndex {
             progress,
         };
         run.pipeline(reader, source.size, &mut manifest, &mut dict)?;
+        let chunks = manifest
+            .chunks
+            .iter()
+            .map(|c| ChunkReader::open(&dir.join(&c.file), c.bytes).map(|(reader, _)| reader))
+            .collect::<Result<Vec<_>, _>>()?;
+        manifest.postings_bytes = Some(postings::build(dir, &chunks)?);
+        drop(chunks);
         manifest.complete = true;
         write_manifest(dir, &manifest)?;
         (progress)(source.size, source.size);
@@ -1676,6 +1526,17 @@ impl LocalIndex {
             dict.extend(added);
             chunks.push(reader);
         }
+        let postings_bytes = manifest
+            .postings_bytes
+            .ok_or_else(|| MatchError::index(dir, "import not finished: no postings file"))?;
+        let postings = PostingsReader::open(&dir.join(postings::FILE), postings_bytes)?;
+        if postings.first_ref != 0 || postings.orders != next_ref {
+            return Err(MatchError::index(
+                postings.path(),
+                "postings do not match the manifest",
+            ));
+        }
+        size += postings_bytes;
         let access = match &manifest.access_log {
             Some(a) => {
                 size += a.bytes;
@@ -1705,6 +1566,7 @@ impl LocalIndex {
         Ok(LocalIndex {
             dir: dir.to_path_buf(),
             chunks,
+            postings,
             dict,
             cities,
             access,
@@ -1728,14 +1590,9 @@ impl LocalIndex {
         &self.dir
     }
 
-    /// Order refs with `token` in posting `kind`, across chunks, up to `limit` in all.
+    /// Order refs with `token` in posting `kind`, up to `limit` in `out` in all.
     fn lookup(&self, kind: usize, token: u64, limit: usize, out: &mut Vec<u64>) {
-        for c in &self.chunks {
-            if out.len() >= limit {
-                break;
-            }
-            c.lookup(kind, token, limit, out);
-        }
+        self.postings.lookup(kind, token, limit, out);
     }
 
     /// As [`LocalIndex::lookup`], only orders in the city whose canonical name is `city`, or
@@ -1751,12 +1608,8 @@ impl LocalIndex {
         // Id 0 is the empty string: orders without a city.
         let mut ids = vec![0u32];
         ids.extend(self.cities.get(city).into_iter().flatten());
-        for c in &self.chunks {
-            if out.len() >= limit {
-                break;
-            }
-            c.lookup_in_cities(kind, token, &ids, district, limit, out);
-        }
+        self.postings
+            .lookup_in_cities(kind, token, &ids, district, limit, out);
     }
 
     fn locate(&self, order_ref: u64) -> Result<(&ChunkReader, u32), MatchError> {
@@ -1987,16 +1840,19 @@ impl AccessReader {
 }
 
 /// Deletes temp files and chunk files the manifest does not list (left by an interrupted run:
-/// a chunk renamed into place whose manifest update never happened is rebuilt identically).
+/// a chunk renamed into place whose manifest update never happened is rebuilt identically),
+/// and a postings file the manifest does not record (the import builds it again).
 fn remove_strays(dir: &Path, m: &Manifest) -> Result<(), MatchError> {
-    let listed: BTreeSet<&str> = m.chunks.iter().map(|c| c.file.as_str()).collect();
+    let mut listed: BTreeSet<String> = m.chunks.iter().map(|c| c.file.clone()).collect();
+    if m.postings_bytes.is_some() {
+        listed.insert(postings::FILE.to_string());
+    }
     for entry in fs::read_dir(dir).map_err(|e| MatchError::io(dir, e))? {
         let entry = entry.map_err(|e| MatchError::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let stray = name.ends_with(".tmp")
-            || (name.starts_with("chunk-")
-                && name.ends_with(".lwm")
-                && !listed.contains(name.as_str()));
+        let index_file =
+            (name.starts_with("chunk-") && name.ends_with(".lwm")) || name == postings::FILE;
+        let stray = name.ends_with(".tmp") || (index_file && !listed.contains(&name));
         if stray {
             fs::remove_file(entry.path()).map_err(|e| MatchError::io(entry.path(), e))?;
         }
@@ -2430,7 +2286,8 @@ pub fn status(dir: &Path) -> Result<serde_json::Value, MatchError> {
     let orders: u64 = m.chunks.iter().map(|c| c.orders).sum();
     let rows: u64 = m.chunks.iter().map(|c| c.rows).sum();
     let skipped: u64 = m.chunks.iter().map(|c| c.skipped).sum();
-    let bytes: u64 = m.chunks.iter().map(|c| c.bytes).sum();
+    let postings = m.postings_bytes.unwrap_or(0);
+    let bytes: u64 = m.chunks.iter().map(|c| c.bytes).sum::<u64>() + postings;
     Ok(serde_json::json!({
         "present": true,
         "format": m.format,
@@ -2472,34 +2329,6 @@ mod tests {
         assert!(first < last && start < 0 && end > 0);
         assert_eq!((start.rem_euclid(d), end.rem_euclid(d)), (0, d - 1));
         assert!(whole_days(i64::MAX - 5, i64::MAX).is_none());
-    }
-
-    #[test]
-    fn fence_directory_finds_what_a_full_search_finds() {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let bucket = |b: u64| b << (64 - DIR_BITS);
-        for n in [0usize, 1, 2, 100, 9000] {
-            let mut f: Vec<u64> = (0..n).map(|_| rng.r#gen()).collect();
-            // Repeated fences (a token with many postings), and fences on bucket edges.
-            f.extend([bucket(5), bucket(5), bucket(6) - 1, 0, u64::MAX, u64::MAX]);
-            f.sort_unstable();
-            let dir = fence_directory(&f);
-            let mut probes: Vec<u64> = (0..2000).map(|_| rng.r#gen()).collect();
-            probes.extend(f.iter().copied());
-            probes.extend([0, 1, bucket(5) - 1, bucket(6), u64::MAX - 1, u64::MAX]);
-            for t in probes {
-                assert_eq!(
-                    fence_bounds(&f, &dir, t),
-                    (
-                        f.partition_point(|x| *x < t),
-                        f.partition_point(|x| *x <= t)
-                    ),
-                    "token {t:#x} among {} fences",
-                    f.len()
-                );
-            }
-        }
     }
 
     #[test]

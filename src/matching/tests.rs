@@ -1052,13 +1052,38 @@ fn interrupted_import_resumes_to_the_same_index() {
         },
         full
     );
-    let a = index_files(&whole);
-    let b = index_files(&cut);
-    assert_eq!(a.len(), b.len());
-    for ((pa, ba), (pb, bb)) in a.iter().zip(&b) {
-        assert_eq!(pa.file_name(), pb.file_name());
-        assert!(ba == bb, "{} differs", pa.display());
-    }
+    let same_files = |a: &Path, b: &Path| {
+        let (a, b) = (index_files(a), index_files(b));
+        assert_eq!(a.len(), b.len());
+        for ((pa, ba), (pb, bb)) in a.iter().zip(&b) {
+            assert_eq!(pa.file_name(), pb.file_name());
+            assert!(ba == bb, "{} differs", pa.display());
+        }
+    };
+    same_files(&whole, &cut);
+
+    // A crash after the last chunk, while the postings file was being built: the manifest
+    // lists every chunk but no postings file; a half-written temp file and an unrecorded
+    // postings file are left. The index cannot be opened; a resumed import reads no row,
+    // builds the postings again, and ends with the same files.
+    let manifest_path = cut.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&fs::read(&manifest_path).expect("manifest")).expect("json");
+    m["complete"] = false.into();
+    m["postings_bytes"] = serde_json::Value::Null;
+    fs::write(&manifest_path, serde_json::to_vec(&m).expect("json")).expect("write");
+    let postings = fs::read(cut.join("postings.lwp")).expect("postings");
+    fs::write(cut.join("postings.lwp"), &postings[..postings.len() / 2]).expect("write");
+    fs::write(cut.join("postings.lwp.tmp"), b"half").expect("write");
+    assert!(matches!(
+        LocalIndex::open(&cut, &key()),
+        Err(MatchError::Index { .. })
+    ));
+    let rebuilt =
+        LocalIndex::import_with(&cut, &key(), &records, &no_progress, &opts).expect("resume");
+    assert_eq!(rebuilt.resumed_from, Some(full.rows));
+    same_files(&whole, &cut);
+    LocalIndex::open(&cut, &key()).expect("open");
 }
 
 /// Base counts from an index built in several chunks against a count straight from the
@@ -1167,8 +1192,8 @@ fn base_counts_equal_a_count_of_the_records_file() {
     }
 }
 
-/// A damaged chunk file (any byte changed, the size unchanged) gives errors or different
-/// answers, never a panic or an out-of-bounds read.
+/// A damaged chunk or postings file (any byte changed, the size unchanged) gives errors or
+/// different answers, never a panic or an out-of-bounds read.
 #[test]
 fn damaged_index_files_never_panic() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -1182,33 +1207,36 @@ fn damaged_index_files_never_panic() {
     LocalIndex::import_with(&dir, &key(), &records, &no_progress, &opts).expect("import");
     let (rows, _) = generator::sample(&truth, 60, 18);
     let k = key();
-    let chunk = dir.join("chunk-00000.lwm");
-    let pristine = fs::read(&chunk).expect("chunk");
     let mut x = 0x2545_f491_4f6c_dd1du64;
     let mut errors = 0;
-    for i in 0..300 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let mut bytes = pristine.clone();
-        // The header and section table in a third of the cases, anywhere otherwise.
-        let span = if i % 3 == 0 { 320 } else { bytes.len() };
-        let at = (x % span as u64) as usize;
-        let width = 1 + (x >> 40) as usize % 4;
-        for (j, b) in bytes.iter_mut().skip(at).take(width).enumerate() {
-            *b ^= (x >> (8 * j)) as u8 | 1;
+    // A chunk file and the postings file, each damaged in turn.
+    for file in ["chunk-00000.lwm", "postings.lwp"] {
+        let path = dir.join(file);
+        let pristine = fs::read(&path).expect("index file");
+        for i in 0..200 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut bytes = pristine.clone();
+            // The header and section table in a third of the cases, anywhere otherwise.
+            let span = if i % 3 == 0 { 320 } else { bytes.len() };
+            let at = (x % span as u64) as usize;
+            let width = 1 + (x >> 40) as usize % 4;
+            for (j, b) in bytes.iter_mut().skip(at).take(width).enumerate() {
+                *b ^= (x >> (8 * j)) as u8 | 1;
+            }
+            fs::write(&path, &bytes).expect("write");
+            let Ok(index) = LocalIndex::open(&dir, &k) else {
+                errors += 1;
+                continue;
+            };
+            if Matcher::new(&index, &k).check(&rows, truth.year).is_err() {
+                errors += 1;
+            }
+            let _ = index.base_counts(None, i64::MIN, i64::MAX, None);
         }
-        fs::write(&chunk, &bytes).expect("write");
-        let Ok(index) = LocalIndex::open(&dir, &k) else {
-            errors += 1;
-            continue;
-        };
-        if Matcher::new(&index, &k).check(&rows, truth.year).is_err() {
-            errors += 1;
-        }
-        let _ = index.base_counts(None, i64::MIN, i64::MAX, None);
+        fs::write(&path, &pristine).expect("write");
     }
-    fs::write(&chunk, &pristine).expect("write");
     assert!(errors > 0, "some damage should have been noticed");
     let index = LocalIndex::open(&dir, &k).expect("open");
     assert!(Matcher::new(&index, &k).check(&rows, truth.year).is_ok());
