@@ -51,8 +51,9 @@
 //!
 //! A token lookup reads one run of the postings file, whatever the number of chunks: it finds
 //! its fences through a directory by the token's top bits (tokens are uniform keyed hashes, so
-//! a bucket holds one or two fences) and reads one or two 1.5 KiB blocks; a masked-phone, name or pinyin lookup narrowed to a city then takes the city's part
-//! of the run by binary search (those postings are sorted by token, city, order; names and
+//! a bucket holds one or two fences) and reads one or two blocks of 128 postings; a
+//! masked-phone, name or pinyin lookup narrowed to a city then takes the city's part of the
+//! run by binary search (those postings are sorted by token, city, order; names and
 //! pinyin carry the district key too, so a name narrowed to a district keeps only that
 //! district's and the district-less postings of the city's part);
 //! [`RecordSource::candidates`] then reads one forward record per candidate straight from the
@@ -278,7 +279,7 @@ struct Manifest {
     chunks: Vec<ChunkInfo>,
     skipped: Vec<(u64, String)>,
     complete: bool,
-    /// Size of the postings file, written when the last chunk is done.
+    /// Size of the postings file, recorded with `complete` once it is built.
     postings_bytes: Option<u64>,
     access_log: Option<AccessInfo>,
 }
@@ -1285,11 +1286,17 @@ impl LocalIndex {
                         format!("was started with chunks of {} rows", m.chunk_rows),
                     ));
                 }
-                if m.complete {
+                if m.complete && m.postings_bytes.is_some() {
                     let rows = m.report(None).rows;
                     return Ok(m.report(Some(rows)));
                 }
-                m
+                // Complete without a postings file (a damaged manifest): read no row again,
+                // build the postings file.
+                Manifest {
+                    complete: false,
+                    postings_bytes: None,
+                    ..m
+                }
             }
             None => {
                 if fs::read_dir(dir)
@@ -1342,7 +1349,16 @@ impl LocalIndex {
         let chunks = manifest
             .chunks
             .iter()
-            .map(|c| ChunkReader::open(&dir.join(&c.file), c.bytes).map(|(reader, _)| reader))
+            .map(|c| {
+                let (reader, _) = ChunkReader::open(&dir.join(&c.file), c.bytes)?;
+                if reader.first_ref != c.first_ref || u64::from(reader.orders) != c.orders {
+                    return Err(MatchError::index(
+                        &reader.path,
+                        "chunk does not match the manifest",
+                    ));
+                }
+                Ok(reader)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         manifest.postings_bytes = Some(postings::build(dir, &chunks)?);
         drop(chunks);
@@ -2166,6 +2182,13 @@ impl RecordSource for LocalIndex {
         let mut refs: Vec<u64> = runs.into_iter().flatten().collect();
         refs.sort_unstable();
         refs.dedup();
+        // Only a damaged postings file names an order the index does not hold.
+        if refs.last().is_some_and(|r| *r >= self.orders) {
+            return Err(MatchError::index(
+                self.postings.path(),
+                "postings name an order the index does not hold",
+            ));
+        }
         self.materialise(&refs)
     }
 

@@ -1084,6 +1084,49 @@ fn interrupted_import_resumes_to_the_same_index() {
     assert_eq!(rebuilt.resumed_from, Some(full.rows));
     same_files(&whole, &cut);
     LocalIndex::open(&cut, &key()).expect("open");
+
+    // A manifest that says complete but records no postings file (damaged by hand): refused
+    // at open, and an import builds the file instead of reporting the import done.
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&fs::read(&manifest_path).expect("manifest")).expect("json");
+    m["postings_bytes"] = serde_json::Value::Null;
+    fs::write(&manifest_path, serde_json::to_vec(&m).expect("json")).expect("write");
+    assert!(matches!(
+        LocalIndex::open(&cut, &key()),
+        Err(MatchError::Index { .. })
+    ));
+    LocalIndex::import_with(&cut, &key(), &records, &no_progress, &opts).expect("resume");
+    same_files(&whole, &cut);
+}
+
+/// A postings file naming an order the index does not hold (a damaged ref) gives an index
+/// error, not a query error that a remote client would take for its own mistake.
+#[test]
+fn a_posting_beyond_the_index_is_an_index_error() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let records = tmp.path().join("r.csv");
+    generator::write_records_csv(&records, 2_000, 21, Plant::None).expect("generate");
+    let dir = tmp.path().join("i");
+    import_default(&dir, &records);
+    // The first phone posting: token at 192 (after the 32-byte preamble and the 10-section
+    // table), its ref in the 4 bytes after the token.
+    let path = dir.join("postings.lwp");
+    let mut bytes = fs::read(&path).expect("postings");
+    let token = u64::from_le_bytes(bytes[192..200].try_into().expect("token"));
+    bytes[200..204].copy_from_slice(&4_000_000u32.to_le_bytes());
+    fs::write(&path, &bytes).expect("write");
+    let index = LocalIndex::open(&dir, &key()).expect("open");
+    let query = TokenQuery {
+        phone: vec![Token(token)],
+        ..TokenQuery::default()
+    };
+    match index.candidates(&query) {
+        Err(MatchError::Index { path: p, reason }) => {
+            assert_eq!(p, path);
+            assert!(reason.contains("does not hold"), "{reason}");
+        }
+        other => panic!("expected an index error, got {other:?}"),
+    }
 }
 
 /// Base counts from an index built in several chunks against a count straight from the
