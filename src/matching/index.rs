@@ -262,10 +262,7 @@ impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
             chunk_rows: DEFAULT_CHUNK_ROWS,
-            threads: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-                .clamp(1, 8),
+            threads: super::cores(),
         }
     }
 }

@@ -83,7 +83,7 @@ use super::blind::{ADDRESS_NUMBER_BIT, Blinder, PieceHasher, TokenCache};
 use super::normalise;
 use super::{
     BlindKey, CanaryHit, Candidate, CandidateSet, CityToken, MatchError, MatchReport, OrderDetails,
-    RecordSource, RowResult, SampleInput, Token, TokenQuery, par_runs,
+    RecordSource, RowResult, SampleInput, Token, TokenQuery, joined, par_runs,
 };
 
 /// Safety margin, in bits, that masked and fuzzy evidence must exceed beyond log2(candidate
@@ -601,10 +601,7 @@ impl CandidateMaps {
             let other = s.spawn(phones);
             let name = build(&all(&q.name, &q.name_in_city), |c| c.name);
             let pinyin = build(&all(&q.pinyin, &q.pinyin_in_city), |c| c.pinyin);
-            let both = match other.join() {
-                Ok(both) => both,
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
+            let both = joined(other);
             (both, name, pinyin)
         });
         CandidateMaps {

@@ -121,6 +121,25 @@ impl MatchError {
     }
 }
 
+/// The cores to spread work over: 1 to 8.
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8)
+    })
+}
+
+/// The result of a scoped thread; its panic, if it panicked, passed on to the caller.
+pub(crate) fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    match h.join() {
+        Ok(t) => t,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
 /// Maps `items` in runs, one per core (each of at least `min_run` items, so small inputs stay
 /// on the calling thread), on scoped threads; the results come back in input order. A panic
 /// in a run is passed on to the caller, as if the run had been called there.
@@ -129,14 +148,7 @@ pub(crate) fn par_runs<I: Sync, T: Send>(
     min_run: usize,
     f: impl Fn(&[I]) -> T + Sync,
 ) -> Vec<T> {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let cores = *CORES.get_or_init(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8)
-    });
-    let runs = (items.len() / min_run.max(1)).clamp(1, cores);
+    let runs = (items.len() / min_run.max(1)).clamp(1, cores());
     if runs == 1 {
         return vec![f(items)];
     }
@@ -148,12 +160,7 @@ pub(crate) fn par_runs<I: Sync, T: Send>(
         let others: Vec<_> = chunks.map(|run| s.spawn(move || f(run))).collect();
         let mut out = Vec::with_capacity(runs);
         out.push(f(first));
-        for h in others {
-            match h.join() {
-                Ok(t) => out.push(t),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
+        out.extend(others.into_iter().map(joined));
         out
     })
 }

@@ -45,7 +45,7 @@ use super::{
     ChunkReader, FENCE, FORMAT_VERSION, N_POSTINGS, entries, has_city, has_district, le_u32,
     le_u64, lower_bound, map_file, posting_size, read_sections, section, sync_dir,
 };
-use crate::matching::{MatchError, par_runs};
+use crate::matching::{MatchError, cores, joined, par_runs};
 
 const MAGIC: &[u8; 8] = b"LWMPST01";
 /// Postings sections, then fence sections.
@@ -73,23 +73,13 @@ fn encode(kind: usize, p: &Posting, out: &mut Vec<u8>) {
     out.extend_from_slice(&p.3.to_le_bytes());
 }
 
-/// The header of a postings file with `counts[k]` postings of kind k, and the byte offset of
-/// every section.
-fn header(
-    first_ref: u64,
-    orders: u64,
-    counts: &[usize; N_POSTINGS],
-) -> (Vec<u8>, [u64; N_SECTIONS]) {
+/// The header of a postings file with `counts[k]` postings of kind k, its sections back to
+/// back after it.
+fn header(first_ref: u64, orders: u64, counts: &[usize; N_POSTINGS]) -> Vec<u8> {
     let mut lens = [0u64; N_SECTIONS];
     for (k, n) in counts.iter().enumerate() {
         lens[k] = (n * posting_size(k)) as u64;
         lens[N_POSTINGS + k] = n.div_ceil(FENCE) as u64 * 8;
-    }
-    let mut offs = [0u64; N_SECTIONS];
-    let mut at = HEADER_LEN as u64;
-    for k in 0..N_SECTIONS {
-        offs[k] = at;
-        at += lens[k];
     }
     let mut h = Vec::with_capacity(HEADER_LEN);
     h.extend_from_slice(MAGIC);
@@ -97,11 +87,13 @@ fn header(
     h.extend_from_slice(&(N_SECTIONS as u32).to_le_bytes());
     h.extend_from_slice(&first_ref.to_le_bytes());
     h.extend_from_slice(&orders.to_le_bytes());
-    for k in 0..N_SECTIONS {
-        h.extend_from_slice(&offs[k].to_le_bytes());
-        h.extend_from_slice(&lens[k].to_le_bytes());
+    let mut at = HEADER_LEN as u64;
+    for len in lens {
+        h.extend_from_slice(&at.to_le_bytes());
+        h.extend_from_slice(&len.to_le_bytes());
+        at += len;
     }
-    (h, offs)
+    h
 }
 
 /// A postings file, memory-mapped.
@@ -390,14 +382,11 @@ pub(super) fn build(dir: &Path, chunks: &[ChunkReader]) -> Result<u64, MatchErro
                 .map_err(|_| MatchError::Internal("postings writer stopped".into()))
         })();
         drop(full_tx);
-        let written = match writer.join() {
-            Ok(r) => r.map_err(io),
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
+        let written = joined(writer).map_err(io);
         // A write error explains why the builder stopped: report it first.
         written.and(built)
     })?;
-    let (head, _) = header(0, orders, &counts);
+    let head = header(0, orders, &counts);
     file.write_all_at(&head, 0).map_err(io)?;
     file.sync_all().map_err(io)?;
     let bytes = file.metadata().map_err(io)?.len();
@@ -429,10 +418,7 @@ fn sorted_postings(
     kind: usize,
     bufs: &mut SortBuffers,
 ) -> Result<(), MatchError> {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
+    let cores = cores();
     let per_core = chunks.len().div_ceil(cores).max(1);
     bufs.gathered.resize_with(cores, Vec::new);
     std::thread::scope(|s| -> Result<(), MatchError> {
@@ -450,10 +436,7 @@ fn sorted_postings(
             })
             .collect();
         for h in handles {
-            match h.join() {
-                Ok(r) => r?,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
+            joined(h)?;
         }
         Ok(())
     })?;
